@@ -1,0 +1,1 @@
+"""Training stage: config, tokenisation + loss masks + packing, backends (unsloth | hf), train, export."""

@@ -1,0 +1,74 @@
+"""The `socratic` command line.
+
+Each stage owns a small `cli` module that only imports argparse-level code at import time and
+registers its subcommands; heavy libraries (torch, transformers, httpx, openai, ...) are imported
+inside the command functions, so `socratic data validate` never loads torch.
+
+    socratic --help
+    socratic data validate data/sample/dialogues.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import sys
+
+from tutor import __version__
+
+# (module, where its subcommands attach). Modules that are not present are skipped.
+STAGES = (
+    ("tutor.data_cli", "root"),
+    ("datagen.cli", "data"),
+    ("trainer.cli", "root"),
+    ("server.cli", "root"),
+    ("evaluation.cli", "root"),
+    ("bench.cli", "root"),
+    ("tutor.demo", "root"),
+)
+
+
+class CommandError(Exception):
+    """A user-facing failure: printed as one line `socratic: error: ...`, exit code 2 unless given."""
+
+    def __init__(self, message: str, code: int = 2):
+        super().__init__(message)
+        self.code = code
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="socratic",
+        description="Socratic tutor: data, training, export, serving, evaluation and benchmarks.",
+    )
+    parser.add_argument("--version", action="version", version=f"socratic-tutor {__version__}")
+    root = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    attach = {"root": root}
+    for module_name, where in STAGES:
+        if importlib.util.find_spec(module_name.rsplit(".", 1)[0]) is None:
+            continue
+        if importlib.util.find_spec(module_name) is None:
+            continue
+        module = importlib.import_module(module_name)
+        added = module.register(attach[where])
+        if isinstance(added, dict):
+            attach.update(added)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except CommandError as e:
+        print(f"socratic: error: {e}", file=sys.stderr)
+        return e.code
+    except KeyboardInterrupt:
+        print("socratic: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,124 @@
+"""Validate and convert conversation files: the logic behind `socratic data validate|convert`.
+
+Every input row ends up counted exactly once: written (or valid), invalid with `file:line: reason`,
+or a duplicate. `Report.check()` asserts the counts add up.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tutor.importers import import_record
+from tutor.io import MAX_LINE_BYTES, read_rows
+from tutor.schema import (
+    Conversation,
+    Limits,
+    SchemaError,
+    fingerprint,
+    parse_conversation,
+    with_system_prompt,
+)
+
+
+@dataclass
+class Report:
+    """Counts and problems found while reading conversation files."""
+
+    rows: int = 0
+    valid: int = 0
+    duplicates: int = 0  # rows repeating an earlier one (after normalisation)
+    deduped: bool = True  # duplicates were dropped (else they also count as valid)
+    invalid: list[tuple[str, str]] = field(default_factory=list)  # (file:line, reason)
+    exchanges: Counter = field(default_factory=Counter)
+    lengths: list[int] = field(default_factory=list)  # characters per message
+
+    @property
+    def invalid_by_reason(self) -> dict[str, int]:
+        return dict(Counter(reason_key(r) for _, r in self.invalid).most_common())
+
+    def check(self) -> None:
+        dropped = self.duplicates if self.deduped else 0
+        assert self.rows == self.valid + len(self.invalid) + dropped, "row counts do not add up"
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "rows": self.rows,
+            "valid": self.valid,
+            "invalid": len(self.invalid),
+            "duplicates": self.duplicates,
+            "invalid_by_reason": self.invalid_by_reason,
+            "exchanges_histogram": {str(k): v for k, v in sorted(self.exchanges.items())},
+            "message_chars": percentiles(self.lengths, (50, 90, 99, 100)),
+        }
+
+
+def reason_key(reason: str) -> str:
+    """Group similar errors: `conversations[3].role: unknown role 'bot'` -> `conversations[i].role: unknown role '…'`."""
+    key = re.sub(r"\[\d+\]", "[i]", reason)
+    key = re.sub(r"'[^']*'", "'…'", key)
+    key = re.sub(r"\(.*?\)", "", key)
+    return re.sub(r"\d[\d,]*", "N", key).strip()
+
+
+def percentiles(values: list[int], qs: Iterable[int]) -> dict[str, int]:
+    if not values:
+        return {}
+    s = sorted(values)
+    return {f"p{q}" if q < 100 else "max": s[min(len(s) - 1, (len(s) * q) // 100)] for q in qs}
+
+
+def iter_conversations(
+    paths: Iterable[str | Path],
+    report: Report,
+    *,
+    fmt: str | None = None,
+    limits: Limits | None = None,
+    system_prompt: str | None = None,
+    dedupe: bool = True,
+    max_line_bytes: int = MAX_LINE_BYTES,
+) -> Iterator[Conversation]:
+    """Yield valid conversations from files, recording every other row in `report`.
+
+    `fmt=None` reads the native format; otherwise rows are imported from `fmt` ("auto" detects).
+    `system_prompt` is inserted where a conversation has none. `dedupe` skips exact duplicates
+    (after case and whitespace normalisation) and counts them.
+    """
+    seen: set[str] = set()
+    report.deduped = dedupe
+    for path in paths:
+        for row in read_rows(path, max_line_bytes=max_line_bytes):
+            report.rows += 1
+            if row.error:
+                report.invalid.append((row.where, row.error))
+                continue
+            try:
+                record = row.value if fmt is None else import_record(row.value, fmt)
+                if system_prompt is not None:
+                    record = _ensure_system(record, system_prompt)
+                conv = parse_conversation(record, limits)
+            except SchemaError as e:
+                report.invalid.append((row.where, str(e)))
+                continue
+            key = fingerprint(conv.messages)
+            if key in seen:
+                report.duplicates += 1
+                if dedupe:
+                    continue
+            seen.add(key)
+            report.valid += 1
+            report.exchanges[conv.exchanges] += 1
+            report.lengths.extend(len(m["content"]) for m in conv.messages)
+            yield conv
+
+
+def _ensure_system(record: dict, system_prompt: str) -> dict:
+    key = "conversations" if "conversations" in record else "messages"
+    msgs = record.get(key)
+    if isinstance(msgs, list) and msgs and all(isinstance(m, dict) for m in msgs):
+        return {**record, key: with_system_prompt(msgs, system_prompt)}
+    return record

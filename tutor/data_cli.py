@@ -1,0 +1,167 @@
+"""`socratic data validate|convert`: check and import conversation files (no torch, no network).
+
+socratic data validate data/sample/dialogues.jsonl
+socratic data convert sharegpt.json --out train.jsonl --dedupe
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from tutor.io import MAX_LINE_BYTES
+
+
+def register(root: argparse._SubParsersAction) -> dict:
+    data = root.add_parser("data", help="validate, convert, generate and publish conversation data")
+    sub = data.add_subparsers(dest="data_command", metavar="DATA_COMMAND", required=True)
+
+    v = sub.add_parser(
+        "validate",
+        help="check conversation files against the schema",
+        description="Check every row; print a summary and `file:line: reason` per invalid row. "
+        "Exit 1 when any row is invalid.",
+    )
+    v.add_argument(
+        "files", nargs="+", metavar="FILE", help="JSONL, JSON array, or saved HF dataset dir"
+    )
+    v.add_argument("--json", action="store_true", help="print the report as JSON instead of text")
+    add_limit_args(v)
+    v.set_defaults(func=cmd_validate)
+
+    c = sub.add_parser(
+        "convert",
+        help="import ShareGPT / OpenAI / Alpaca / pairs / MathDial into the conversation format",
+        description="Convert every row; rows that fail are listed as `file:line: reason`. "
+        "The output is written atomically. Exit 1 when any row could not be converted.",
+    )
+    c.add_argument("inputs", nargs="+", metavar="IN", help="input file(s) or saved HF dataset dir")
+    c.add_argument("--out", required=True, metavar="OUT.jsonl", help="output JSONL file")
+    c.add_argument(
+        "--format",
+        default="auto",
+        choices=["auto", "openai", "sharegpt", "alpaca", "pairs", "mathdial"],
+        help="input format (default: auto, detected per row by its fields)",
+    )
+    c.add_argument(
+        "--system-prompt",
+        default=None,
+        metavar="TEXT",
+        help="system prompt for conversations without one (default: the tutor system prompt)",
+    )
+    c.add_argument(
+        "--dedupe", action="store_true", help="drop exact duplicates (case/whitespace-normalised)"
+    )
+    add_limit_args(c)
+    c.set_defaults(func=cmd_convert)
+    return {"data": sub}
+
+
+def add_limit_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--min-exchanges",
+        type=int,
+        default=1,
+        metavar="N",
+        help="fewest user+assistant pairs (default: 1)",
+    )
+    p.add_argument(
+        "--max-exchanges",
+        type=int,
+        default=8,
+        metavar="N",
+        help="most user+assistant pairs (default: 8)",
+    )
+    p.add_argument(
+        "--max-chars",
+        type=int,
+        default=8000,
+        metavar="N",
+        help="most characters per message (default: 8000)",
+    )
+    p.add_argument(
+        "--max-line-mb",
+        type=float,
+        default=MAX_LINE_BYTES / 2**20,
+        metavar="MB",
+        help=f"longest JSONL line read, in MiB (default: {MAX_LINE_BYTES // 2**20})",
+    )
+
+
+def _limits(args: argparse.Namespace):
+    from tutor.cli import CommandError
+    from tutor.schema import Limits
+
+    try:
+        return Limits(args.min_exchanges, args.max_exchanges, args.max_chars)
+    except ValueError as e:
+        raise CommandError(f"--min-exchanges/--max-exchanges/--max-chars: {e}") from None
+
+
+def _read_all(args: argparse.Namespace, paths: list[str], **kw):
+    from tutor.cli import CommandError
+    from tutor.data import Report, iter_conversations
+    from tutor.io import DataError
+
+    report = Report()
+    convs = []
+    try:
+        for conv in iter_conversations(
+            paths, report, limits=_limits(args), max_line_bytes=int(args.max_line_mb * 2**20), **kw
+        ):
+            convs.append(conv)
+    except DataError as e:
+        raise CommandError(str(e)) from None
+    report.check()
+    return report, convs
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    report, _ = _read_all(args, args.files, dedupe=False)
+    if args.json:
+        out = report.summary()
+        out["errors"] = [{"where": w, "error": e} for w, e in report.invalid]
+        print(json.dumps(out, indent=2))
+    else:
+        for where, err in report.invalid:
+            print(f"{where}: {err}")
+        print_summary(report.summary())
+    return 1 if report.invalid else 0
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from tutor.io import write_jsonl
+    from tutor.prompts import TUTOR_SYSTEM_PROMPT
+
+    system = args.system_prompt if args.system_prompt is not None else TUTOR_SYSTEM_PROMPT
+    report, convs = _read_all(
+        args, args.inputs, fmt=args.format, system_prompt=system, dedupe=args.dedupe
+    )
+    for where, err in report.invalid:
+        print(f"{where}: {err}", file=sys.stderr)
+    written = write_jsonl(args.out, (c.to_record() for c in convs))
+    dup = (
+        f", {report.duplicates} duplicates dropped"
+        if args.dedupe
+        else f", {report.duplicates} duplicates kept"
+    )
+    print(
+        f"read {report.rows} rows: wrote {written} to {args.out}, {len(report.invalid)} invalid{dup}"
+    )
+    return 1 if report.invalid else 0
+
+
+def print_summary(s: dict) -> None:
+    print(
+        f"rows: {s['rows']}  valid: {s['valid']}  invalid: {s['invalid']}  duplicates: {s['duplicates']}"
+    )
+    for reason, n in s["invalid_by_reason"].items():
+        print(f"  invalid {n:>6}  {reason}")
+    if s["exchanges_histogram"]:
+        total = max(s["exchanges_histogram"].values())
+        print("exchanges per conversation:")
+        for k, n in s["exchanges_histogram"].items():
+            print(f"  {k:>3} {n:>7}  {'#' * max(1, round(30 * n / total))}")
+    if s["message_chars"]:
+        print("message characters: " + "  ".join(f"{k} {v}" for k, v in s["message_chars"].items()))
