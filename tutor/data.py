@@ -35,7 +35,7 @@ class Report:
     deduped: bool = True  # duplicates were dropped (else they also count as valid)
     invalid: list[tuple[str, str]] = field(default_factory=list)  # (file:line, reason)
     exchanges: Counter = field(default_factory=Counter)
-    lengths: list[int] = field(default_factory=list)  # characters per message
+    lengths: list[int] = field(default_factory=list)  # characters per user/assistant message
 
     @property
     def invalid_by_reason(self) -> dict[str, int]:
@@ -112,7 +112,7 @@ def iter_conversations(
             seen.add(key)
             report.valid += 1
             report.exchanges[conv.exchanges] += 1
-            report.lengths.extend(len(m["content"]) for m in conv.messages)
+            report.lengths.extend(len(m["content"]) for m in conv.messages if m["role"] != "system")
             yield conv
 
 

@@ -164,4 +164,7 @@ def print_summary(s: dict) -> None:
         for k, n in s["exchanges_histogram"].items():
             print(f"  {k:>3} {n:>7}  {'#' * max(1, round(30 * n / total))}")
     if s["message_chars"]:
-        print("message characters: " + "  ".join(f"{k} {v}" for k, v in s["message_chars"].items()))
+        print(
+            "user/assistant message characters: "
+            + "  ".join(f"{k} {v}" for k, v in s["message_chars"].items())
+        )
