@@ -1,0 +1,150 @@
+"""What every benchmark shares: machine facts, versions, percentiles, the table and the JSON file."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from tutor.io import atomic_open
+
+VERSION_PACKAGES = (
+    "socratic-tutor",
+    "torch",
+    "transformers",
+    "trl",
+    "peft",
+    "fastapi",
+    "uvicorn",
+    "httpx",
+    "openai",
+)
+
+
+def machine() -> dict[str, Any]:
+    """CPU count, platform and the GPU's name when torch sees one (torch is not required)."""
+    info: dict[str, Any] = {
+        "cpu_count": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "gpu": None,
+    }
+    if "torch" in sys.modules or _installed("torch"):
+        import torch
+
+        if torch.cuda.is_available():
+            info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def _installed(name: str) -> bool:
+    try:
+        importlib.metadata.version(name)
+        return True
+    except importlib.metadata.PackageNotFoundError:
+        return False
+
+
+def versions(packages: Sequence[str] = VERSION_PACKAGES) -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for name in packages:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Linear-interpolated percentile, q in [0, 100]; NaN for no values."""
+    if not values:
+        return float("nan")
+    s = sorted(values)
+    k = (len(s) - 1) * q / 100
+    lo, hi = int(k), min(int(k) + 1, len(s) - 1)
+    return s[lo] + (s[hi] - s[lo]) * (k - lo)
+
+
+def print_table(title: str, headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    cells = [[_fmt(c) for c in r] for r in rows]
+    widths = [
+        max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)
+    ]
+    print(f"\n{title}")
+    print("  ".join(h.rjust(w) for h, w in zip(headers, widths, strict=True)))
+    print("  ".join("-" * w for w in widths))
+    for r in cells:
+        print("  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)))
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}" if abs(value) < 1000 else f"{value:,.0f}"
+    return str(value)
+
+
+def write_result(name: str, figures: dict[str, Any], out: str | Path | None, quick: bool) -> Path:
+    """Write the benchmark's JSON (figures + machine + versions + command line); return its path."""
+    path = Path(out) if out else Path("reports") / "bench" / f"{name}.json"
+    result = {
+        "benchmark": name,
+        "quick": quick,
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "command": " ".join(["socratic", *sys.argv[1:]])
+        if sys.argv[0].endswith("socratic")
+        else " ".join(sys.argv),
+        "machine": machine(),
+        "versions": versions(),
+        **figures,
+    }
+    with atomic_open(path) as f:
+        json.dump(result, f, indent=2)
+    print(f"\nwrote {path}")
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def spawn(
+    cmd: Sequence[str], health_url: str, timeout_s: float = 60.0
+) -> Iterator[subprocess.Popen]:
+    """Run a server process until the block ends; wait until `health_url` answers 200 first."""
+    proc = subprocess.Popen(list(cmd), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(
+                    f"{cmd[0]} exited with {proc.returncode}: {proc.stderr.read()[-2000:]}"
+                )
+            try:
+                with urllib.request.urlopen(health_url, timeout=1) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{health_url} did not answer within {timeout_s:.0f} s")
+            time.sleep(0.1)
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()

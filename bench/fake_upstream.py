@@ -1,0 +1,146 @@
+"""A fast fake OpenAI-compatible upstream for benchmarks: fixed latency, N streamed chunks.
+
+A bare ASGI app under uvicorn (no framework), so the fake costs far less than what it measures.
+
+    python -m bench.fake_upstream --port 8900 --latency-ms 20 --chunks 16
+
+`/v1/chat/completions` sleeps `latency` in total (spread over the chunks when streaming) and
+answers with `content` (default: a short tutor question) or, with `--content-file`, the file's text.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+from typing import Any
+
+DEFAULT_CONTENT = "What do you already know about this problem, and where would you start?"
+
+
+def make_app(latency_s: float, chunks: int, content: str = DEFAULT_CONTENT, model: str = "fake"):
+    """Return the ASGI app: /v1/chat/completions (stream or not), /v1/models, /health."""
+    pieces = _split(content, chunks)
+    models = json.dumps(
+        {"object": "list", "data": [{"id": model, "object": "model", "owned_by": "bench"}]}
+    ).encode()
+
+    async def app(scope: dict, receive: Any, send: Any) -> None:
+        path = scope["path"]
+        if path == "/v1/chat/completions" and scope["method"] == "POST":
+            body = json.loads(await _read_body(receive) or b"{}")
+            if body.get("stream"):
+                await _stream(send, pieces, latency_s, model)
+            else:
+                await asyncio.sleep(latency_s)
+                await _json(send, 200, _completion(content, model))
+        elif path == "/v1/models":
+            await _json(send, 200, models)
+        elif path == "/health":
+            await _json(send, 200, b"{}")
+        else:
+            await _json(send, 404, b'{"error": {"message": "not found", "type": "not_found"}}')
+
+    return app
+
+
+def _split(text: str, n: int) -> list[str]:
+    step = max(1, -(-len(text) // max(1, n)))
+    return [text[i : i + step] for i in range(0, len(text), step)][:n] or [text]
+
+
+async def _read_body(receive: Any) -> bytes:
+    body, more = b"", True
+    while more:
+        msg = await receive()
+        body += msg.get("body", b"")
+        more = msg.get("more_body", False)
+    return body
+
+
+async def _json(send: Any, status: int, payload: bytes) -> None:
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(payload)).encode()),
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})
+
+
+def _completion(content: str, model: str) -> bytes:
+    return json.dumps(
+        {
+            "id": "chatcmpl-bench",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": content},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {"prompt_tokens": 20, "completion_tokens": 16, "total_tokens": 36},
+        }
+    ).encode()
+
+
+async def _stream(send: Any, pieces: list[str], latency_s: float, model: str) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"text/event-stream")],
+        }
+    )
+    gap = latency_s / len(pieces)
+    for i, piece in enumerate(pieces):
+        await asyncio.sleep(gap)
+        delta = {"role": "assistant", "content": piece} if i == 0 else {"content": piece}
+        chunk = {
+            "id": "chatcmpl-bench",
+            "object": "chat.completion.chunk",
+            "model": model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": None}],
+        }
+        await send(
+            {
+                "type": "http.response.body",
+                "body": b"data: " + json.dumps(chunk).encode() + b"\n\n",
+                "more_body": True,
+            }
+        )
+    await send({"type": "http.response.body", "body": b"data: [DONE]\n\n"})
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description="Fake OpenAI-compatible upstream with fixed latency.")
+    p.add_argument("--host", default="127.0.0.1", help="bind address (default: 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8900, help="port (default: 8900)")
+    p.add_argument(
+        "--latency-ms", type=float, default=20.0, help="total response time in ms (default: 20)"
+    )
+    p.add_argument(
+        "--chunks", type=int, default=16, help="streamed chunks per response (default: 16)"
+    )
+    p.add_argument(
+        "--content-file",
+        default=None,
+        help="answer with this file's text (default: a short question)",
+    )
+    args = p.parse_args()
+    import uvicorn
+
+    content = (
+        open(args.content_file, encoding="utf-8").read() if args.content_file else DEFAULT_CONTENT
+    )
+    app = make_app(args.latency_ms / 1000, args.chunks, content)
+    uvicorn.run(
+        app, host=args.host, port=args.port, log_level="warning", access_log=False, lifespan="off"
+    )
+
+
+if __name__ == "__main__":
+    main()
