@@ -52,10 +52,13 @@ def words(text: str) -> int:
 
 _SENTENCE = re.compile(r"[^.!?\n]+(?:[.!?]+|$)", re.M)
 _INTERROGATIVE_IMPERATIVE = re.compile(
-    r"^(?:(?:so|now|ok(?:ay)?|great|good|then|first|next|and|but|well|alright)[, ]+)*"
-    r"(?:(?:please\s+)?(?:can|could|would|will)\s+you\s+(?:please\s+)?"
-    r"(?:tell|show|explain|walk|talk|describe|think|try|find|work|figure|check|give|write|say|"
-    r"compute|calculate|list|identify|remind|share|spot|see|name|recall)"
+    r"^(?:(?:so|now|ok(?:ay)?|great|good|very good|nice|then|first|next|and|but|well|alright|"
+    r"right|yes|no|correct|hmm+)[, ]+)*"
+    r"(?:(?:how\s+(?:many|much|long|far|old|would|do|did|does|can|could|is|are|will|should)"
+    r"|what(?:'s|\s+(?:is|are|do|does|did|would|will|should|if|about|happens|was|were))"
+    r"|why|which(?!\s+(?:means|is\s+why|gives|makes))|is\s+(?:it|that|this|there)|are\s+(?:you|there|they|we)|do\s+you|did\s+you"
+    r"|does\s+(?:it|that|this)|have\s+you|should\s+(?:you|we|it)|isn't|aren't|don't|didn't)\b"
+    r"|(?:please\s+)?(?:can|could|would)\s+you"
     r"|(?:please\s+)?(?:tell|show|remind)\s+me\s+(?:what|how|why|which|where|when|who|whether|if)"
     r"|(?:please\s+)?(?:walk|talk|take)\s+me\s+through"
     r"|(?:please\s+)?(?:explain|describe)\s+(?:to\s+me\s+)?(?:how|why|what|which|where|when|your)"
@@ -78,7 +81,10 @@ def question_count(text: str) -> int:
     count = 0
     for sentence in _SENTENCE.findall(_prose(text)):
         s = sentence.strip().lstrip("-*•>#0123456789.) ").strip()
-        if s.endswith("?") or _INTERROGATIVE_IMPERATIVE.match(s):
+        # "204 + 160 + 330 =" and "25_0" are fill-in-the-blank prompts.
+        if s.endswith(("?", "=")) or re.search(r"\d_+\d|_{3,}", s):
+            count += 1
+        elif _INTERROGATIVE_IMPERATIVE.match(s):
             count += 1
     return count
 
@@ -126,7 +132,8 @@ _NUMERAL = re.compile(
     re.I,
 )
 
-# A mention: (value, form); form is "int" for integers and decimals, "frac", or "pct".
+# A mention: (value, form); form is "int" for integers and decimals, "frac" (lowest terms),
+# "ratio" (a fraction not in lowest terms: never the answer itself) or "pct".
 Mention = tuple[Fraction, str]
 
 
@@ -171,9 +178,12 @@ def number_mentions(text: str) -> list[Mention]:
             value = int(m["whole"]) + Fraction(int(m["mnum"]), int(m["mden"]) or 1)
             form = "frac"
         elif m["num"]:
-            if int(m["den"]) == 0:
+            num, den = int(m["num"]), int(m["den"])
+            if den == 0:
                 continue
-            value, form = Fraction(int(m["num"]), int(m["den"])), "frac"
+            # 24/4 or 375/1000 is a calculation still to do, not the value written down.
+            value = Fraction(num, den)
+            form = "frac" if value.numerator == num else "ratio"
         else:
             value, form = Fraction(m["dec"].replace(",", "")), "int"
         if m["sign"]:
