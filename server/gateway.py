@@ -1,0 +1,238 @@
+"""The OpenAI-compatible FastAPI gateway in front of the engine.
+
+    app = create_app(Settings.from_env())
+    uvicorn.run(app, host=settings.host, port=settings.port)       # or: socratic serve
+
+Routes: POST /v1/chat/completions (JSON, or SSE passed through chunk by chunk), GET /v1/models,
+GET /health (the gateway lives), GET /ready (the engine answers), GET /metrics (Prometheus).
+Every error answers an OpenAI-style body {"error": {"message", "type", "code", "param"}}.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from server import upstream
+from server.limits import KeyLimiter, authenticate
+from server.observability import Metrics, log_event, setup_logging
+from server.requests import RequestError, error_body, normalize_chat_request
+from server.settings import Settings
+
+CHAT_ROUTE = "/v1/chat/completions"
+REQUEST_ID = "X-Request-ID"
+
+
+def create_app(settings: Settings, client: httpx.AsyncClient | None = None) -> FastAPI:
+    """Build the gateway. `client` (optional) is the httpx client used to reach the engine."""
+    setup_logging(settings.log_level)
+    metrics = Metrics()
+    limiter = KeyLimiter(settings.max_concurrency_per_key, settings.rate_limit_per_minute)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        own = client is None
+        app.state.client = client or httpx.AsyncClient(limits=httpx.Limits(max_connections=None))
+        yield
+        if own:
+            await app.state.client.aclose()
+
+    app = FastAPI(title="socratic-tutor gateway", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.state.settings, app.state.metrics = settings, metrics
+
+    @app.exception_handler(RequestError)
+    async def _request_error(request: Request, exc: RequestError) -> JSONResponse:
+        return error_response(exc.status, exc.body(), exc.retry_after)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return error_response(
+            exc.status_code, error_body(str(exc.detail), "invalid_request_error", code)
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log_event(
+            "unexpected_error", logging.ERROR, route=request.url.path, error=type(exc).__name__
+        )
+        return error_response(
+            500, error_body("internal gateway error", "server_error", "internal_error")
+        )
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/ready")
+    async def ready(request: Request) -> JSONResponse:
+        try:
+            resp = await request.app.state.client.get(
+                settings.engine_url.rstrip("/") + "/health", timeout=settings.connect_timeout_s
+            )
+            if resp.status_code == 200:
+                return JSONResponse({"status": "ready", "model": settings.served_model_name})
+        except httpx.HTTPError:
+            pass
+        body = error_body("the engine is not ready", "server_error", "engine_unavailable")
+        return error_response(503, body, settings.retry_after_s)
+
+    @app.get("/v1/models")
+    async def models(request: Request) -> dict[str, Any]:
+        authenticate(request.headers.get("authorization"), settings.api_keys)
+        model = {
+            "id": settings.served_model_name,
+            "object": "model",
+            "created": 0,
+            "owned_by": "socratic-tutor",
+        }
+        return {"object": "list", "data": [model]}
+
+    @app.get("/metrics")
+    async def metrics_route() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.post(CHAT_ROUTE)
+    async def chat(request: Request) -> Response:
+        return await handle_chat(request, settings, metrics, limiter)
+
+    return app
+
+
+def error_response(
+    status: int, body: dict, retry_after: int | None = None, rid: str | None = None
+) -> JSONResponse:
+    headers = {"Retry-After": str(retry_after)} if retry_after else {}
+    if rid:
+        headers[REQUEST_ID] = rid
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refusing more than `limit` bytes without reading them all."""
+    too_large = RequestError(413, f"request body larger than {limit} bytes", "request_too_large")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large
+    parts, size = [], 0
+    async for part in request.stream():
+        size += len(part)
+        if size > limit:
+            raise too_large
+        parts.append(part)
+    return b"".join(parts)
+
+
+async def parse_chat(request: Request, settings: Settings) -> tuple[str | None, dict]:
+    """Authenticate, bound, parse and normalise one chat request: (key label, engine body)."""
+    who = authenticate(request.headers.get("authorization"), settings.api_keys)
+    raw = await read_body(request, settings.max_body_bytes)
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise RequestError(400, "request body is not valid JSON", "invalid_json") from None
+    return who, normalize_chat_request(body, settings)
+
+
+async def handle_chat(
+    request: Request, settings: Settings, metrics: Metrics, limiter: KeyLimiter
+) -> Response:
+    rid = request.headers.get(REQUEST_ID) or uuid.uuid4().hex
+    log = {"id": rid, "route": CHAT_ROUTE, "key": None, "stream": None}
+    started = time.perf_counter()
+    try:
+        log["key"], body = await parse_chat(request, settings)
+        log["stream"] = body["stream"]
+        if settings.debug:
+            log["messages"] = body["messages"]
+        who = log["key"] or (request.client.host if request.client else "unknown")
+        limiter.acquire(who)
+    except RequestError as e:
+        finish(metrics, log, started, e.status, error=e.code)
+        return error_response(e.status, e.body(), e.retry_after, rid)
+    metrics.in_flight.inc()
+    released = False
+
+    def release() -> None:
+        nonlocal released
+        if not released:
+            released = True
+            limiter.release(who)
+            metrics.in_flight.dec()
+
+    client: httpx.AsyncClient = request.app.state.client
+    try:
+        if body["stream"]:
+            resp = await upstream.open_stream(client, settings, body, rid)
+        else:
+            data = await upstream.complete(client, settings, body, rid)
+    except upstream.UpstreamError as e:
+        release()
+        metrics.engine_errors.labels(e.code).inc()
+        finish(metrics, log, started, e.status, error=e.code)
+        return error_response(e.status, e.body(), e.retry_after, rid)
+    except BaseException:  # cancelled by a client that went away
+        release()
+        raise
+    if not body["stream"]:
+        release()
+        data["model"] = settings.served_model_name
+        log["prompt_tokens"], log["completion_tokens"] = upstream.usage_of(data)
+        finish(metrics, log, started, 200)
+        return JSONResponse(data, headers={REQUEST_ID: rid})
+    events = stream_events(resp, settings, metrics, log, started, release)
+    return StreamingResponse(
+        events,
+        media_type="text/event-stream",
+        headers={REQUEST_ID: rid, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+async def stream_events(resp, settings, metrics, log, started, release) -> AsyncIterator[str]:
+    """Relay the engine's chunks as they come; a failure mid-stream ends with an error event."""
+    status, error, completion = 200, None, 0
+    try:
+        async for chunk in upstream.iter_chunks(resp, settings):
+            if upstream.chunk_text(chunk):
+                if completion == 0:
+                    metrics.first_token.observe(time.perf_counter() - started)
+                completion += 1
+            prompt, reported = upstream.usage_of(chunk)
+            if reported is not None:
+                log["prompt_tokens"], completion = prompt, reported
+            chunk["model"] = settings.served_model_name
+            yield f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n"
+    except upstream.UpstreamError as e:
+        status, error = e.status, e.code
+        metrics.engine_errors.labels(e.code).inc()
+        yield f"data: {json.dumps(e.body())}\n\n"
+    finally:
+        release()
+        log["completion_tokens"] = completion
+        finish(metrics, log, started, status, error=error)
+    yield "data: [DONE]\n\n"
+
+
+def finish(
+    metrics: Metrics, log: dict, started: float, status: int, error: str | None = None
+) -> None:
+    """Count, time and log one chat request."""
+    latency = time.perf_counter() - started
+    metrics.requests.labels(CHAT_ROUTE, str(status)).inc()
+    metrics.latency.labels(CHAT_ROUTE).observe(latency)
+    for kind in ("prompt", "completion"):
+        if isinstance(log.get(f"{kind}_tokens"), int):
+            metrics.tokens.labels(kind).inc(log[f"{kind}_tokens"])
+    level = logging.INFO if status < 500 else logging.WARNING
+    log_event("chat", level, status=status, latency_ms=round(latency * 1000, 1), error=error, **log)
