@@ -1,0 +1,81 @@
+"""`socratic train` and `socratic export`: thin argparse wrappers over trainer.train and
+trainer.export. Only argparse-level code is imported here; torch loads inside the commands.
+
+    socratic train --config configs/tiny-cpu.yaml train.epochs=2
+    socratic export --run runs/tiny --out runs/tiny/export --push-to-hub you/tutor-tiny
+"""
+
+from __future__ import annotations
+
+import argparse
+
+TRAIN_EPILOG = """overrides: section.key=value pairs (YAML values), applied after the preset and after
+environment variables SOCRATIC_<SECTION>__<KEY> (e.g. SOCRATIC_TRAIN__EPOCHS=1).
+Sections: model, lora, data, train, wandb, export. Examples:
+  train.output_dir=runs/a  train.epochs=1  train.max_steps=20  lora.r=8  data.packing=false
+  train.resume=never       export.after_train=false           export.push_to_hub=you/repo
+W&B logging is on only when WANDB_API_KEY is set. See docs/training.md."""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="LoRA-fine-tune a model on conversations (CPU tiny preset or GPU QLoRA)",
+        description="Train a LoRA adapter; outputs go to train.output_dir (resumable).",
+        epilog=TRAIN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--config", required=True, help="YAML preset, e.g. configs/tiny-cpu.yaml")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="section.key=value overrides")
+    p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    p.set_defaults(func=cmd_train)
+
+    e = sub.add_parser(
+        "export",
+        help="merge a run's LoRA adapter into the 16-bit base, verify, optionally push to the Hub",
+        description="Merge, save safetensors + tokenizer + chat template, verify generation stops "
+        "at <|im_end|>, save the adapter alone, write tutor.json; optionally push (needs HF_TOKEN).",
+    )
+    e.add_argument("--run", required=True, help="run dir written by `socratic train`")
+    e.add_argument("--out", default=None, help="export dir (default: RUN/export)")
+    e.add_argument(
+        "--push-to-hub",
+        default=None,
+        metavar="REPO_ID",
+        help="push merged weights to REPO_ID and the adapter to REPO_ID-lora (needs HF_TOKEN)",
+    )
+    e.add_argument("--private", action="store_true", help="create the Hub repos as private")
+    e.set_defaults(func=cmd_export)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from tutor.cli import CommandError
+    from trainer.config import ConfigError, load_config
+
+    try:
+        cfg = load_config(args.config, args.overrides)
+    except ConfigError as err:
+        raise CommandError(str(err)) from None
+    if args.print_config:
+        print(cfg.to_yaml(), end="")
+        return 0
+    from trainer.train import train
+
+    try:
+        run_dir = train(cfg)
+    except ValueError as err:
+        raise CommandError(str(err)) from None
+    print(f"run dir: {run_dir}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from tutor.cli import CommandError
+    from trainer.export import export_run
+
+    try:
+        out = export_run(args.run, args.out, args.push_to_hub, args.private)
+    except (FileNotFoundError, ValueError) as err:
+        raise CommandError(str(err)) from None
+    print(f"export dir: {out}")
+    return 0

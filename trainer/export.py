@@ -1,0 +1,189 @@
+"""Export a trained run: merge the LoRA adapter into the 16-bit base, save, verify, describe.
+
+    socratic export --run runs/tiny                      # -> runs/tiny/export
+    socratic export --run /workspace/runs/a --push-to-hub you/socratic-tutor-7b --private
+
+The base is reloaded in 16/32-bit from its original weights (never the 4-bit training copy), so
+the merge is exact. The export dir holds safetensors, tokenizer (with the chat template),
+`generation_config.json` whose eos includes `<|im_end|>`, `adapter/` (the LoRA adapter alone),
+`tutor.json` (system prompt + summary, read by the serving gateway), `verify.json`, `config.yaml`
+and a model card `README.md`. It is written to a temporary sibling and renamed into place, so a
+crash never leaves a half export. Rerunning with the same adapter reuses a finished export.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from trainer.config import Config, load_config
+
+END_OF_TURN = "<|im_end|>"
+
+
+class PushError(RuntimeError):
+    """The Hub push failed; the local export is intact and the message says how to retry."""
+
+
+def export_run(
+    run_dir: str | Path,
+    out_dir: str | Path | None = None,
+    push_to_hub: str | None = None,
+    private: bool = False,
+) -> Path:
+    """Merge, save and verify `run_dir`'s adapter; optionally push. Returns the export dir."""
+    run = Path(run_dir)
+    adapter = run / "adapter"
+    if not (adapter / "adapter_config.json").is_file():
+        raise FileNotFoundError(f"{adapter}: no trained adapter (run `socratic train` to the end)")
+    cfg = load_config(run / "config.yaml", [], env={})
+    summary = _read_json(run / "train_summary.json")
+    if (run / "evaluation.json").is_file():  # optional: results saved by the evaluation stage
+        summary["evaluation"] = _read_json(run / "evaluation.json")
+    out = Path(out_dir or cfg.export.out_dir or run / "export")
+    digest = _sha256(adapter / "adapter_model.safetensors")
+    if _read_json(out / "tutor.json").get("adapter_sha256") == digest:
+        print(f"export: {out} already holds this adapter merged; reusing it")
+    else:
+        _build(cfg, adapter, out, summary, digest)
+    if push_to_hub:
+        from trainer.push import push_export
+
+        try:
+            push_export(out, push_to_hub, private=private)
+        except Exception as err:
+            raise PushError(
+                f"push to {push_to_hub} failed ({err}); the export is intact at {out}; retry with: "
+                f"socratic export --run {run} --out {out} --push-to-hub {push_to_hub}"
+                + (" --private" if private else "")
+            ) from err
+    return out
+
+
+def _build(cfg: Config, adapter: Path, out: Path, summary: dict, digest: str) -> None:
+    tmp = out.parent / f".{out.name}.partial"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    tokenizer = merge_adapter(cfg.model.name, adapter, tmp, cfg.export.dtype, cfg.model.revision)
+    shutil.copytree(adapter, tmp / "adapter")
+    system_prompt = summary.get("system_prompt") or _default_system_prompt()
+    report = verify_export(
+        tmp, system_prompt, cfg.export.verify_prompt, cfg.export.verify_max_new_tokens
+    )
+    (tmp / "verify.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
+    tutor = {
+        "system_prompt": system_prompt,
+        "base_model": cfg.model.name,
+        "served_name_hint": cfg.export.served_name,
+        "end_of_turn": tokenizer.eos_token,
+        "adapter_sha256": digest,
+        "train": {k: v for k, v in summary.items() if k != "system_prompt"},
+        "verify": report,
+    }
+    (tmp / "tutor.json").write_text(json.dumps(tutor, indent=2), encoding="utf-8")
+    (tmp / "config.yaml").write_text(cfg.to_yaml(), encoding="utf-8")
+    from trainer.push import model_card
+
+    (tmp / "README.md").write_text(model_card(cfg, summary, report), encoding="utf-8")
+    (tmp / "adapter" / "README.md").write_text(
+        model_card(cfg, summary, report, adapter_only=True), encoding="utf-8"
+    )
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.rename(out)
+    status = "stopped at " + END_OF_TURN if report["stopped"] else "did NOT stop (hit the limit)"
+    print(f"export: {out} (verify: {report['new_tokens']} tokens, {status})")
+
+
+def merge_adapter(base: str, adapter: Path, out: Path, dtype: str, revision: str | None) -> Any:
+    """Load `base` in `dtype` (auto = its saved dtype), merge `adapter`, save model + tokenizer."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+
+    torch_dtype = "auto" if dtype == "auto" else getattr(torch, dtype)
+    model = AutoModelForCausalLM.from_pretrained(
+        base,
+        revision=revision,
+        dtype=torch_dtype,
+        device_map="auto" if torch.cuda.is_available() else None,
+    )
+    merged = PeftModel.from_pretrained(model, adapter).merge_and_unload()
+    tokenizer = AutoTokenizer.from_pretrained(adapter)
+    eos_ids = end_of_turn_ids(tokenizer, merged.generation_config)
+    merged.generation_config = GenerationConfig.from_dict(
+        {
+            **merged.generation_config.to_dict(),
+            "eos_token_id": eos_ids,
+            "pad_token_id": tokenizer.pad_token_id,
+        }
+    )
+    merged.config.eos_token_id = eos_ids[0]
+    merged.config.pad_token_id = tokenizer.pad_token_id
+    merged.config.use_cache = True
+    merged.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return tokenizer
+
+
+def end_of_turn_ids(tokenizer: Any, generation_config: Any) -> list[int]:
+    """`<|im_end|>` first, then the tokenizer's and the base's other eos ids (deduplicated)."""
+    ids = [tokenizer.convert_tokens_to_ids(END_OF_TURN), tokenizer.eos_token_id]
+    base = generation_config.eos_token_id if generation_config is not None else None
+    ids += base if isinstance(base, list) else [base]
+    unk = tokenizer.unk_token_id
+    return list(dict.fromkeys(i for i in ids if i is not None and i != unk))
+
+
+def verify_export(
+    export_dir: Path, system_prompt: str, prompt: str, max_new_tokens: int
+) -> dict[str, Any]:
+    """Reload with plain transformers, render the template, greedy-generate; did it stop?"""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(export_dir)
+    model = AutoModelForCausalLM.from_pretrained(
+        export_dir, device_map="auto" if torch.cuda.is_available() else None
+    ).eval()
+    messages = [{"role": "system", "content": system_prompt}, {"role": "user", "content": prompt}]
+    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    if system_prompt not in text or prompt not in text:
+        raise ValueError(f"{export_dir}: the saved chat template does not render the messages")
+    inputs = tokenizer(text, return_tensors="pt", add_special_tokens=False).to(model.device)
+    with torch.no_grad():
+        out = model.generate(
+            **inputs, max_new_tokens=max_new_tokens, do_sample=False, use_cache=True
+        )
+    new = out[0, inputs["input_ids"].shape[1] :].tolist()
+    eos = set(model.generation_config.eos_token_id or [])
+    stopped = bool(new) and new[-1] in eos
+    return {
+        "prompt": prompt,
+        "reply": tokenizer.decode(new, skip_special_tokens=True),
+        "new_tokens": len(new),
+        "max_new_tokens": max_new_tokens,
+        "stopped": stopped,
+        "stop_token": tokenizer.convert_ids_to_tokens(new[-1]) if new else None,
+    }
+
+
+def _default_system_prompt() -> str:
+    from tutor.prompts import TUTOR_SYSTEM_PROMPT
+
+    return TUTOR_SYSTEM_PROMPT
+
+
+def _read_json(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
