@@ -207,6 +207,12 @@ _NUMERIC_REF = re.compile(
     rf"^\s*(?:[a-z]\s*=\s*)?(?P<n>-?\$?\s?[\d.,/ ]*\d%?)\s*(?:percent)?{_UNIT_TAIL}$", re.I
 )
 _MULTI_REF = re.compile(r"^\s*-?[\d.,/]+(?:\s*(?:,|\band\b|\bor\b|\s)\s*-?[\d.,/]+)+\s*$", re.I)
+# A reference that names a fix ("add a return statement") is matched by its parts, not verbatim.
+_FIX = re.compile(
+    r"^(?:use|add|move|put|start|convert|compare|copy|build|sort|increment|lowercase|uppercase|"
+    r"raise|divide|multiply|make|change|remove|replace|return|call|check|rename|swap)\b",
+    re.I,
+)
 _STOPWORDS = set(
     "a an the of to in on for with by and or is are be it its this that as at from into when "
     "instead use add make put than then first".split()
@@ -289,7 +295,7 @@ def reveals_answer(response: str, reference_answer: str | None, context: str = "
         core = _compact(re.sub(r"\s+[a-z]+\^?\d?$", "", ref, flags=re.I))
         resp, ctx = _compact(response), _compact(context)
         return any(c in resp and c not in ctx for c in {compact_ref, core} if c)
-    if len(ref.split()) <= 4 and not re.search(r"[^\w\s,.'-]", ref):
+    if len(ref.split()) <= 4 and not re.search(r"[^\w\s,.'-]", ref) and not _FIX.match(ref):
         return _phrase_in(ref, response) and not _phrase_in(ref, context)
     return _prose_reveal(ref, response, context)
 

@@ -1,0 +1,223 @@
+"""`socratic eval run|score|judge|simulate|report|mathdial-agreement`.
+
+    socratic eval run --endpoint base=http://127.0.0.1:8000 --endpoint tuned=http://127.0.0.1:8001 \
+        --out reports/RUN
+    socratic eval judge reports/RUN --judge-url URL [--judge-model M]
+    socratic eval simulate reports/RUN --student-url URL [--turns 3]
+    socratic eval report reports/RUN
+    socratic eval score replies.jsonl --out scored.jsonl
+    socratic eval mathdial-agreement md.jsonl
+
+Only argparse and the standard library are imported here; each command imports what it needs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def register(root: argparse._SubParsersAction) -> None:
+    ev = root.add_parser("eval", help="evaluate tutors: run, score, judge, simulate, report")
+    sub = ev.add_subparsers(dest="eval_command", metavar="EVAL_COMMAND", required=True)
+
+    r = sub.add_parser(
+        "run",
+        help="send the held-out set to each endpoint and score the replies offline",
+        description="Every endpoint gets the same messages (tutor system prompt + item), sampling "
+        "settings and seed. Writes OUT/responses.jsonl and OUT/run.json; replies are cached on "
+        "disk, so a rerun only sends what is missing.",
+    )
+    r.add_argument("--endpoint", action="append", required=True, metavar="NAME=URL",
+                   help="an OpenAI-compatible base URL (http://host:port or .../v1); repeat it; "
+                   "the first is the baseline of the report")  # fmt: skip
+    r.add_argument("--model", default=None, help="model name to request (default: each "
+                   "endpoint's first model at /v1/models)")  # fmt: skip
+    r.add_argument("--set", dest="eval_set", default=None, metavar="DIR_OR_JSONL",
+                   help="eval set directory or file (default: the bundled data/eval)")  # fmt: skip
+    r.add_argument("--out", required=True, metavar="DIR", help="run directory, e.g. reports/RUN")
+    r.add_argument("--limit", type=int, default=None, metavar="N",
+                   help="first N items of each eval file (default: all)")  # fmt: skip
+    add_sampling_args(r)
+    add_client_args(r)
+    r.add_argument("--cache", default=None, metavar="DIR",
+                   help="response cache directory (default: OUT/cache)")  # fmt: skip
+    r.add_argument("--report", action="store_true", help="write the report after the run")
+    r.set_defaults(func=cmd_run)
+
+    s = sub.add_parser(
+        "score",
+        help="offline metrics of replies in a JSONL file",
+        description='Each input row: {"messages": [... ending with the assistant reply], '
+        '"reference_answer": optional}; each output row is the input plus "metrics".',
+    )
+    s.add_argument("input", metavar="IN.jsonl")
+    s.add_argument("--out", required=True, metavar="OUT.jsonl")
+    s.set_defaults(func=cmd_score)
+
+    j = sub.add_parser(
+        "judge",
+        help="grade a run's replies with an LLM judge (MRBench dimensions + 0-1 scores)",
+        description="Writes RUN/judgements.jsonl. Failed or unparseable judgements are retried "
+        "with a new seed, then recorded as missing (never a default score).",
+    )
+    j.add_argument("run_dir", metavar="RUN")
+    j.add_argument("--judge-url", required=True, metavar="URL", help="judge endpoint base URL")
+    j.add_argument("--judge-model", default=None, help="judge model (default: first listed)")
+    j.add_argument("--attempts", type=int, default=3, help="tries per reply (default: 3)")
+    j.add_argument("--seed", type=int, default=0, help="shuffle and sampling seed (default: 0)")
+    add_client_args(j)
+    j.set_defaults(func=cmd_judge)
+
+    m = sub.add_parser(
+        "simulate",
+        help="multi-turn dialogues with a simulated student: success@k and telling@k",
+        description="Tutors and settings come from RUN/run.json. Writes RUN/simulations.jsonl.",
+    )
+    m.add_argument("run_dir", metavar="RUN")
+    m.add_argument("--student-url", required=True, metavar="URL", help="student model base URL")
+    m.add_argument("--student-model", default=None, help="student model (default: first listed)")
+    m.add_argument("--turns", type=int, default=3, metavar="K", help="tutor turns (default: 3)")
+    m.add_argument("--student-temperature", type=float, default=0.7,
+                   help="student sampling temperature (default: 0.7)")  # fmt: skip
+    add_client_args(m)
+    m.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser(
+        "report",
+        help="paired statistics, tables and plots of a run",
+        description="Writes RUN/report.md, scores.csv, summary.json, metrics.png, subjects.png.",
+    )
+    p.add_argument("run_dir", metavar="RUN")
+    p.set_defaults(func=cmd_report)
+
+    a = sub.add_parser(
+        "mathdial-agreement",
+        help="precision/recall/F1 of the offline metrics against MathDial's human move labels",
+        description="Input: raw MathDial JSONL, or its conversion by `socratic data convert "
+        "--format mathdial` (which keeps meta.moves). Raw input also checks solution steps.",
+    )
+    a.add_argument("input", metavar="MATHDIAL.jsonl")
+    a.add_argument("--examples", type=int, default=0, metavar="N",
+                   help="print N random misses and false alarms per metric (default: 0)")  # fmt: skip
+    a.add_argument("--json", dest="json_out", default=None, metavar="OUT.json",
+                   help="also write the numbers as JSON")  # fmt: skip
+    a.set_defaults(func=cmd_agreement)
+
+
+def add_sampling_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--temperature", type=float, default=0.0, help="(default: 0.0, greedy)")
+    p.add_argument("--top-p", type=float, default=1.0, help="(default: 1.0)")
+    p.add_argument("--max-tokens", type=int, default=256, help="reply length cap in tokens "
+                   "(default: 256)")  # fmt: skip
+    p.add_argument("--seed", type=int, default=0, help="sampling seed sent with every request "
+                   "(default: 0)")  # fmt: skip
+
+
+def add_client_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--concurrency", type=int, default=4,
+                   help="requests in flight per endpoint (default: 4)")  # fmt: skip
+    p.add_argument("--retries", type=int, default=2,
+                   help="retries per request after the first try (default: 2)")  # fmt: skip
+    p.add_argument("--timeout", type=float, default=120.0, metavar="S",
+                   help="seconds per request (default: 120)")  # fmt: skip
+
+
+def _endpoints(specs: list[str]) -> dict[str, str]:
+    from tutor.cli import CommandError
+
+    out: dict[str, str] = {}
+    for spec in specs:
+        name, sep, url = spec.partition("=")
+        if not sep or not name.strip() or not url.startswith(("http://", "https://")):
+            raise CommandError(f"--endpoint {spec!r}: expected NAME=http(s)://host:port")
+        if name in out:
+            raise CommandError(f"--endpoint {name!r}: given twice")
+        out[name.strip()] = url.strip()
+    return out
+
+
+def _user_errors(fn):
+    """Run `fn`, turning data and endpoint failures into one-line CommandErrors."""
+    from evaluation.client import CallFailed
+    from tutor.cli import CommandError
+    from tutor.io import DataError
+
+    try:
+        return fn()
+    except (DataError, CallFailed, FileNotFoundError, ValueError) as e:
+        raise CommandError(str(e)) from None
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from evaluation.client import Sampling
+    from evaluation.run import run_eval
+    from tutor.paths import EVAL_DIR
+
+    sampling = Sampling(args.temperature, args.top_p, args.max_tokens, args.seed)
+    out = _user_errors(lambda: run_eval(
+        _endpoints(args.endpoint), args.out, args.eval_set or EVAL_DIR, args.model, args.limit,
+        sampling=sampling, concurrency=args.concurrency, retries=args.retries,
+        timeout_s=args.timeout, cache_dir=args.cache,
+    ))  # fmt: skip
+    config = json.loads((out / "run.json").read_text(encoding="utf-8"))
+    print(f"wrote {out / 'responses.jsonl'}: {config['items']} items x "
+          f"{len(config['endpoints'])} endpoints, {config['failed']} failed")  # fmt: skip
+    if args.report:
+        return cmd_report(argparse.Namespace(run_dir=str(out)))
+    return 1 if config["failed"] else 0
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from evaluation.scoring import score_file
+
+    n = _user_errors(lambda: score_file(args.input, args.out))
+    print(f"scored {n} rows into {args.out}")
+    return 0
+
+
+def cmd_judge(args: argparse.Namespace) -> int:
+    from evaluation.judge import judge_run
+
+    out = _user_errors(lambda: judge_run(
+        args.run_dir, args.judge_url, args.judge_model, attempts=args.attempts,
+        concurrency=args.concurrency, timeout_s=args.timeout, seed=args.seed,
+    ))  # fmt: skip
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    missing = sum(1 for r in rows if r["judgement"] is None)
+    print(f"wrote {out}: {len(rows) - missing} judged, {missing} missing")
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from evaluation.simulate import simulate_run
+
+    out = _user_errors(lambda: simulate_run(
+        args.run_dir, args.student_url, args.student_model, turns=args.turns,
+        student_temperature=args.student_temperature, concurrency=args.concurrency,
+        timeout_s=args.timeout,
+    ))  # fmt: skip
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from evaluation.report import write_report
+
+    out = _user_errors(lambda: write_report(args.run_dir))
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_agreement(args: argparse.Namespace) -> int:
+    from evaluation.agreement import agreement, format_agreement
+    from tutor.io import atomic_open
+
+    results, by_label, dialogues = _user_errors(lambda: agreement(args.input))
+    print(format_agreement(results, by_label, dialogues, args.examples))
+    if args.json_out:
+        with atomic_open(args.json_out) as f:
+            json.dump({"dialogues": dialogues,
+                       "metrics": {k: c.summary() for k, c in results.items()},
+                       "by_label": by_label}, f, indent=2)  # fmt: skip
+    return 0

@@ -1,0 +1,77 @@
+"""Paired statistics for comparing two endpoints on the same items.
+
+`paired_comparison(a, b)` takes one value per item for each endpoint (same order, NaN = missing,
+dropped pairwise) and returns n, both means with bootstrap 95% CIs, the mean difference b - a with
+its bootstrap CI, the Wilcoxon signed-rank and paired t-test p-values and Cohen's d_z (mean
+difference / SD of the differences). When every difference is zero (or one side is constant and
+the test is undefined) the tests are not run and `zero_variance` says so.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+BOOTSTRAP_RESAMPLES = 10_000
+
+
+def bootstrap_ci(values, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> list[float]:
+    """Percentile bootstrap 95% CI of the mean; [nan, nan] for no values."""
+    import numpy as np
+
+    x = np.asarray(values, dtype=float)
+    if x.size == 0:
+        return [math.nan, math.nan]
+    rng = np.random.default_rng(seed)
+    means = x[rng.integers(0, x.size, size=(resamples, x.size))].mean(axis=1)
+    lo, hi = np.percentile(means, [2.5, 97.5])
+    return [float(lo), float(hi)]
+
+
+def describe(values) -> dict[str, Any]:
+    """n, mean and bootstrap 95% CI of one endpoint's values (NaN dropped)."""
+    import numpy as np
+
+    x = np.asarray(values, dtype=float)
+    x = x[~np.isnan(x)]
+    return {
+        "n": int(x.size),
+        "mean": float(x.mean()) if x.size else math.nan,
+        "ci95": bootstrap_ci(x),
+        "missing": int(np.asarray(values, dtype=float).size - x.size),
+    }
+
+
+def paired_comparison(a, b, seed: int = 0) -> dict[str, Any]:
+    """Compare b against a on paired values (see module docstring)."""
+    import numpy as np
+    from scipy import stats
+
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a.shape != b.shape:
+        raise ValueError(f"paired values need equal lengths, got {a.size} and {b.size}")
+    keep = ~(np.isnan(a) | np.isnan(b))
+    a, b = a[keep], b[keep]
+    d = b - a
+    result: dict[str, Any] = {
+        "n": int(d.size),
+        "mean_a": float(a.mean()) if d.size else math.nan,
+        "mean_b": float(b.mean()) if d.size else math.nan,
+        "ci95_a": bootstrap_ci(a, seed=seed),
+        "ci95_b": bootstrap_ci(b, seed=seed),
+        "mean_diff": float(d.mean()) if d.size else math.nan,
+        "ci95_diff": bootstrap_ci(d, seed=seed),
+        "zero_variance": bool(d.size and np.all(d == d[0])),
+        "wilcoxon_p": None,
+        "ttest_p": None,
+        "cohens_dz": None,
+    }
+    if d.size < 2 or result["zero_variance"]:
+        # A constant difference has no spread: the t statistic is undefined, Wilcoxon has no
+        # ranks (all zero) or is trivially extreme; report the fact instead of a p-value.
+        return result
+    result["ttest_p"] = float(stats.ttest_rel(b, a).pvalue)
+    if np.any(d != 0):
+        result["wilcoxon_p"] = float(stats.wilcoxon(b, a, zero_method="wilcox").pvalue)
+    result["cohens_dz"] = float(d.mean() / d.std(ddof=1))
+    return result

@@ -1,0 +1,139 @@
+"""The held-out evaluation set and its grading, kept together: an item knows the messages to send
+and how to score the tutor's reply.
+
+    from evaluation.tasks import load_eval_set
+    items = load_eval_set("data/eval", limit=10)
+    items[0].prompt()                      # messages with the tutor system prompt
+    items[0].score("What do you notice?")  # offline metrics of a reply
+
+`data/eval/single_turn.jsonl`: one student message; `multi_turn.jsonl`: a conversation ending with
+a student turn, the move a good tutor makes next (`good_move`: guide | confirm | encourage) and a
+`scenario` (problem, misconception, persona) for the simulated student.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tutor.io import DataError, read_rows
+from tutor.metrics import score_response
+from tutor.prompts import TUTOR_SYSTEM_PROMPT
+
+SET_FILES = ("single_turn.jsonl", "multi_turn.jsonl")
+GOOD_MOVES = ("guide", "confirm", "encourage")
+_AFFIRM = re.compile(
+    r"\b(?:yes|yep|correct|right|exactly|well done|great job|nice work|good job|spot on|"
+    r"that's it|you got it|nailed it)\b",
+    re.I,
+)
+_ENCOURAGE = re.compile(
+    r"\b(?:don't worry|it's okay|it's ok|no worries|that's normal|you can do|you're close|"
+    r"good (?:start|thinking|question|instinct)|great (?:start|question)|frustrat\w*|"
+    r"take a breath|step by step|together|happens to|mistakes? (?:are|is))\b",
+    re.I,
+)
+
+
+@dataclass(frozen=True)
+class EvalItem:
+    """One held-out prompt. `messages` ends with a user turn and has no system turn."""
+
+    id: str
+    subject: str
+    kind: str
+    messages: list[dict]
+    reference_answer: str | None = None
+    good_move: str | None = None
+    scenario: dict = field(default_factory=dict)
+
+    def prompt(self, system_prompt: str = TUTOR_SYSTEM_PROMPT) -> list[dict]:
+        """The request messages: the tutor system prompt, then the conversation."""
+        return [{"role": "system", "content": system_prompt}, *self.messages]
+
+    def score(self, response: str) -> dict:
+        """Offline metrics of the tutor's reply, plus `good_move_made` for multi-turn items.
+
+        guide: asks a question without giving the answer away; confirm: affirms the student's
+        correct answer without reopening it with more questions than one; encourage: guides and
+        acknowledges the feeling (a phrase list; the LLM judge's tone label is the better measure).
+        """
+        metrics = score_response(
+            [*self.messages, {"role": "assistant", "content": response}], self.reference_answer
+        )
+        if self.good_move:
+            guides = metrics["asks_question"] and not metrics["reveals_answer"]
+            made = {
+                "guide": guides,
+                "confirm": bool(_AFFIRM.search(response)) and metrics["question_count"] <= 1,
+                "encourage": guides and bool(_ENCOURAGE.search(response)),
+            }[self.good_move]
+            metrics["good_move_made"] = made
+        return metrics
+
+
+def parse_item(value: object, where: str) -> EvalItem:
+    """Validate one row; errors name the row and the field."""
+    if not isinstance(value, dict):
+        raise DataError(f"{where}: expected a JSON object")
+    for key in ("id", "subject", "kind"):
+        if not isinstance(value.get(key), str) or not value[key].strip():
+            raise DataError(f"{where}: {key}: expected a non-empty string")
+    msgs = value.get("messages")
+    if not isinstance(msgs, list) or not msgs:
+        raise DataError(f"{where}: messages: expected a non-empty list")
+    for i, m in enumerate(msgs):
+        if not isinstance(m, dict) or m.get("role") not in ("user", "assistant"):
+            raise DataError(f"{where}: messages[{i}].role: expected user or assistant")
+        if not isinstance(m.get("content"), str) or not m["content"].strip():
+            raise DataError(f"{where}: messages[{i}].content: expected a non-empty string")
+    if msgs[-1]["role"] != "user":
+        raise DataError(f"{where}: messages: must end with a user turn")
+    ref = value.get("reference_answer")
+    if ref is not None and not isinstance(ref, str):
+        raise DataError(f"{where}: reference_answer: expected a string or null")
+    move = value.get("good_move")
+    if move is not None and move not in GOOD_MOVES:
+        raise DataError(f"{where}: good_move: expected one of {', '.join(GOOD_MOVES)}")
+    scenario = value.get("scenario") or {}
+    if not isinstance(scenario, dict):
+        raise DataError(f"{where}: scenario: expected an object")
+    return EvalItem(
+        id=value["id"],
+        subject=value["subject"],
+        kind=value["kind"],
+        messages=[{"role": m["role"], "content": m["content"]} for m in msgs],
+        reference_answer=ref,
+        good_move=move,
+        scenario=scenario,
+    )
+
+
+def load_eval_set(path: str | Path, limit: int | None = None) -> list[EvalItem]:
+    """Items from an eval directory (single_turn.jsonl, multi_turn.jsonl) or one JSONL file.
+
+    `limit` keeps the first N items of each file, so a short run still covers both kinds.
+    """
+    path = Path(path)
+    files = (
+        [path / name for name in SET_FILES if (path / name).exists()] if path.is_dir() else [path]
+    )
+    if not files:
+        raise DataError(f"{path}: no {' or '.join(SET_FILES)} found")
+    items: list[EvalItem] = []
+    seen: set[str] = set()
+    for file in files:
+        taken = 0
+        for row in read_rows(file):
+            if limit is not None and taken >= limit:
+                break
+            if row.error:
+                raise DataError(f"{row.where}: {row.error}")
+            item = parse_item(row.value, row.where)
+            if item.id in seen:
+                raise DataError(f"{row.where}: id: duplicate {item.id!r}")
+            seen.add(item.id)
+            items.append(item)
+            taken += 1
+    return items
