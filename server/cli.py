@@ -1,0 +1,217 @@
+"""`socratic serve` (engine + gateway) and `socratic chat` (terminal chat through the gateway).
+
+    socratic serve --model runs/tiny-tutor/merged                  # CPU: transformers serve
+    socratic serve --model Qwen/Qwen2.5-7B-Instruct --lora-adapter runs/gpu/adapter --engine vllm
+    socratic chat --url http://127.0.0.1:8000
+
+Every `serve` flag can also come from the environment variable named in its help; a flag wins over
+the variable, which wins over the default. Only argparse and stdlib are imported here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from tutor.cli import CommandError
+
+# (flag, target, type, env var, default, help). target: which object receives it.
+SERVE_FLAGS: tuple[tuple[str, str, type, str, object, str], ...] = (
+    (
+        "--model",
+        "spec",
+        str,
+        "MODEL",
+        None,
+        "merged model dir or hub id (the base model with --lora-adapter)",
+    ),
+    (
+        "--engine",
+        "spec",
+        str,
+        "ENGINE",
+        "auto",
+        "auto | vllm | transformers (auto: vllm when CUDA and vllm exist)",
+    ),
+    ("--host", "settings", str, "HOST", "127.0.0.1", "gateway bind address"),
+    ("--port", "settings", int, "PORT", 8000, "gateway port"),
+    (
+        "--api-key",
+        "settings",
+        str,
+        "API_KEYS",
+        "",
+        "accepted Bearer key; repeat the flag, or comma-separate in API_KEYS (none = no auth)",
+    ),
+    (
+        "--served-model-name",
+        "spec",
+        str,
+        "SERVED_MODEL_NAME",
+        "socratic-tutor",
+        "the model name clients see",
+    ),
+    (
+        "--lora-adapter",
+        "spec",
+        str,
+        "LORA_ADAPTER",
+        None,
+        "LoRA adapter dir served on top of --model (vllm only)",
+    ),
+    ("--engine-port", "spec", int, "ENGINE_PORT", 8001, "engine port on 127.0.0.1"),
+    (
+        "--engine-start-timeout-s",
+        "spec",
+        float,
+        "ENGINE_START_TIMEOUT_S",
+        900.0,
+        "seconds to wait for the engine's health",
+    ),
+    (
+        "--engine-max-restarts",
+        "serve",
+        int,
+        "ENGINE_MAX_RESTARTS",
+        2,
+        "restarts of a dead engine before exiting 1",
+    ),
+    (
+        "--system-prompt-policy",
+        "settings",
+        str,
+        "SYSTEM_PROMPT_POLICY",
+        "keep",
+        "a client's own system message: keep | replace | prepend the tutor prompt",
+    ),
+    (
+        "--max-tokens-cap",
+        "settings",
+        int,
+        "MAX_TOKENS_CAP",
+        2048,
+        "largest max_tokens a request may ask, tokens",
+    ),
+    (
+        "--default-max-tokens",
+        "settings",
+        int,
+        "DEFAULT_MAX_TOKENS",
+        512,
+        "max_tokens when a request gives none, tokens",
+    ),
+    (
+        "--request-timeout-s",
+        "settings",
+        float,
+        "REQUEST_TIMEOUT_S",
+        120.0,
+        "seconds the engine may stay silent before a 504",
+    ),
+    ("--log-level", "settings", str, "LOG_LEVEL", "INFO", "DEBUG also logs message text"),
+    ("--dtype", "spec", str, "DTYPE", None, "engine dtype: auto | bfloat16 | float16 | float32"),
+    ("--max-model-len", "spec", int, "MAX_MODEL_LEN", None, "vllm context length, tokens"),
+    (
+        "--gpu-memory-utilization",
+        "spec",
+        float,
+        "GPU_MEMORY_UTILIZATION",
+        None,
+        "vllm GPU memory fraction, 0..1",
+    ),
+    ("--tensor-parallel-size", "spec", int, "TENSOR_PARALLEL_SIZE", None, "vllm GPUs per model"),
+    (
+        "--quantization",
+        "spec",
+        str,
+        "QUANTIZATION",
+        None,
+        "vllm quantization method (awq, gptq, fp8, ...)",
+    ),
+    (
+        "--vllm-extra-args",
+        "spec",
+        str,
+        "VLLM_EXTRA_ARGS",
+        None,
+        "more vllm serve flags, appended last",
+    ),
+)
+
+
+def register(root: argparse._SubParsersAction) -> None:
+    serve = root.add_parser(
+        "serve",
+        help="run the engine and the OpenAI-compatible gateway",
+        description="Start the inference engine (vllm serve on GPU, transformers serve on CPU) and "
+        "the gateway in front of it; SIGTERM/Ctrl-C stops both. Endpoints: /v1/chat/completions, "
+        "/v1/models, /health, /ready, /metrics. More settings (limits, keys) in docs/serving.md.",
+    )
+    for flag, _target, type_, env, default, text in SERVE_FLAGS:
+        shown = "none" if default in (None, "") else default
+        kwargs = {"action": "append"} if flag == "--api-key" else {"type": type_}
+        serve.add_argument(
+            flag, default=None, help=f"{text} (env {env}; default {shown})", **kwargs
+        )
+    serve.set_defaults(func=cmd_serve)
+
+    chat = root.add_parser(
+        "chat",
+        help="chat with the tutor in the terminal",
+        description="Interactive chat through the gateway: streamed answers, multi-turn history, "
+        "/reset for a new conversation, /quit to leave.",
+    )
+    chat.add_argument(
+        "--url",
+        default=os.environ.get("SOCRATIC_URL", "http://127.0.0.1:8000"),
+        help="gateway base URL (env SOCRATIC_URL; default http://127.0.0.1:8000)",
+    )
+    chat.add_argument("--api-key", default=None, help="Bearer key (env API_KEY; default none)")
+    chat.add_argument("--model", default=None, help="model name (default: the first of /v1/models)")
+    chat.add_argument(
+        "--max-tokens", type=int, default=None, help="tokens per answer (default: the server's)"
+    )
+    chat.add_argument(
+        "--temperature",
+        type=float,
+        default=None,
+        help="sampling temperature, 0..2 (default: the model's)",
+    )
+    chat.set_defaults(func=cmd_chat)
+
+
+def _collect(args: argparse.Namespace) -> dict[str, dict]:
+    """CLI values that were given, grouped by target, converted to the dataclass field names."""
+    given: dict[str, dict] = {"spec": {}, "settings": {}, "serve": {}}
+    for flag, target, _type, _env, _default, _text in SERVE_FLAGS:
+        value = getattr(args, flag[2:].replace("-", "_"))
+        if value is None:
+            continue
+        name = flag[2:].replace("-", "_")
+        if flag == "--api-key":
+            name, value = "api_keys", tuple(k for v in value for k in v.split(",") if k)
+        given[target][name] = value
+    return given
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from server.engine import EngineError, EngineSpec
+    from server.launch import serve_foreground
+    from server.settings import SettingsError
+
+    given = _collect(args)
+    try:
+        spec = EngineSpec.from_env(os.environ, **given["spec"])
+        restarts = given["serve"].get("engine_max_restarts")
+        if restarts is None:
+            restarts = int(os.environ.get("ENGINE_MAX_RESTARTS") or 2)
+        return serve_foreground(spec, given["settings"], restarts)
+    except (EngineError, SettingsError, ValueError) as e:
+        raise CommandError(str(e), code=1) from None
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    from server.chat import run_chat
+
+    key = args.api_key or os.environ.get("API_KEY")
+    return run_chat(args.url, key, args.model, args.max_tokens, args.temperature)

@@ -1,0 +1,303 @@
+"""The inference engine: a separate OpenAI-compatible process (`vllm serve` on GPU,
+`transformers serve` on CPU), its command line built by pure functions, and a launcher that waits
+for health, forwards SIGTERM to the whole process group and reports the engine's last log lines.
+
+    spec = EngineSpec.from_env(model="runs/tiny-tutor/merged")
+    kind = resolve_engine(spec.kind)                       # "vllm" | "transformers"
+    engine = EngineProcess(engine_command(spec, kind), engine_env(spec), spec.health_url)
+    engine.start(); engine.wait_healthy(spec.start_timeout_s); ...; engine.stop()
+
+The project never imports vllm: `auto` picks it when the `vllm` executable and a CUDA device exist.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import importlib.util
+import json
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ENGINES = ("auto", "vllm", "transformers")
+IM_END = "<|im_end|>"
+
+
+class EngineError(RuntimeError):
+    """The engine could not be started or died; the message ends with its last log lines."""
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    """What to serve and how; every field is also an environment variable (upper-case name)."""
+
+    model: str  # MODEL: merged model dir or hub id (the base model when LORA_ADAPTER is set)
+    engine: str = "auto"  # ENGINE: auto | vllm | transformers
+    served_model_name: str = "socratic-tutor"
+    engine_host: str = "127.0.0.1"
+    engine_port: int = 8001
+    max_model_len: int | None = None  # tokens
+    gpu_memory_utilization: float | None = None  # fraction of GPU memory for vLLM, 0..1
+    tensor_parallel_size: int | None = None
+    dtype: str | None = None  # auto | bfloat16 | float16 | float32
+    quantization: str | None = None  # e.g. awq, gptq, bitsandbytes, fp8 (vLLM names)
+    lora_adapter: str | None = None  # LoRA adapter dir served on top of MODEL (vLLM only)
+    max_lora_rank: int | None = None  # default: the adapter's own rank `r`
+    vllm_extra_args: str = ""  # appended last, shell-split
+    device: str = "auto"  # transformers engine: auto | cpu | cuda:0
+    engine_start_timeout_s: float = 900.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> EngineSpec:
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for field in dataclasses.fields(cls):
+            raw = env.get(field.name.upper(), "")
+            if field.name in overrides or raw == "":
+                continue
+            values[field.name] = _convert(field.name, raw, field.type)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        if not values.get("model"):
+            raise EngineError("MODEL: no model given (a model directory or a hub id)")
+        if values.get("engine", "auto") not in ENGINES:
+            raise EngineError(f"ENGINE: {values['engine']!r} is not one of {ENGINES}")
+        return cls(**values)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.engine_host}:{self.engine_port}"
+
+    @property
+    def health_url(self) -> str:
+        return self.url + "/health"
+
+
+def _convert(name: str, raw: str, type_: str) -> Any:
+    try:
+        if "int" in type_:
+            return int(raw)
+        if "float" in type_:
+            return float(raw)
+    except ValueError:
+        raise EngineError(f"{name.upper()}: expected a number, got {raw!r}") from None
+    return raw
+
+
+def has_cuda() -> bool:
+    """A CUDA device is visible (torch when installed, else the NVIDIA device nodes)."""
+    if importlib.util.find_spec("torch") is not None:
+        import torch
+
+        return torch.cuda.is_available()
+    return Path("/dev/nvidiactl").exists()
+
+
+def resolve_engine(requested: str, cuda: bool | None = None, vllm: bool | None = None) -> str:
+    """`auto` -> vllm when CUDA and the vllm executable are present, else transformers."""
+    if requested not in ENGINES:
+        raise EngineError(f"engine must be one of {ENGINES}, got {requested!r}")
+    if requested != "auto":
+        return requested
+    vllm = shutil.which("vllm") is not None if vllm is None else vllm
+    cuda = has_cuda() if cuda is None else cuda
+    return "vllm" if vllm and cuda else "transformers"
+
+
+def chat_template_path(spec: EngineSpec) -> Path | None:
+    """The exported chat template (adapter dir first, then the model dir), when there is one."""
+    for root in (spec.lora_adapter, spec.model):
+        if root and (Path(root) / "chat_template.jinja").is_file():
+            return Path(root) / "chat_template.jinja"
+    return None
+
+
+def adapter_rank(adapter_dir: str) -> int | None:
+    try:
+        return int(json.loads((Path(adapter_dir) / "adapter_config.json").read_text())["r"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def vllm_command(spec: EngineSpec) -> list[str]:
+    """`vllm serve MODEL ...`: merged model served as SERVED_MODEL_NAME, or the base model plus the
+    LoRA adapter registered under SERVED_MODEL_NAME. VLLM_EXTRA_ARGS come last and so win."""
+    cmd = ["vllm", "serve", spec.model, "--host", spec.engine_host, "--port", str(spec.engine_port)]
+    # The model's generation_config.json (eos = <|im_end|>) sets the default stop tokens.
+    cmd += ["--generation-config", "auto"]
+    if spec.lora_adapter:
+        cmd += ["--served-model-name", spec.served_model_name + "-base"]
+        cmd += ["--enable-lora", "--lora-modules", f"{spec.served_model_name}={spec.lora_adapter}"]
+        rank = spec.max_lora_rank or adapter_rank(spec.lora_adapter)
+        if rank:
+            cmd += ["--max-lora-rank", str(rank)]
+    else:
+        cmd += ["--served-model-name", spec.served_model_name]
+    template = chat_template_path(spec)
+    if template:
+        cmd += ["--chat-template", str(template)]
+    optional = {
+        "--max-model-len": spec.max_model_len,
+        "--gpu-memory-utilization": spec.gpu_memory_utilization,
+        "--tensor-parallel-size": spec.tensor_parallel_size,
+        "--dtype": spec.dtype,
+        "--quantization": spec.quantization,
+    }
+    for flag, value in optional.items():
+        if value is not None:
+            cmd += [flag, str(value)]
+    return cmd + shlex.split(spec.vllm_extra_args)
+
+
+def transformers_command(spec: EngineSpec, python: str = sys.executable) -> list[str]:
+    """`transformers serve MODEL ...` pinned to the one model (it answers any `model` by it)."""
+    if spec.lora_adapter:
+        raise EngineError("LORA_ADAPTER: the transformers engine serves merged models only")
+    cmd = [python, "-m", "transformers.cli.transformers", "serve", spec.model]
+    cmd += ["--host", spec.engine_host, "--port", str(spec.engine_port), "--device", spec.device]
+    cmd += ["--dtype", spec.dtype or "auto", "--log-level", "warning"]
+    return cmd
+
+
+def engine_command(spec: EngineSpec, kind: str) -> list[str]:
+    return vllm_command(spec) if kind == "vllm" else transformers_command(spec)
+
+
+def upstream_model(spec: EngineSpec, kind: str) -> str | None:
+    """The `model` the gateway sends: vLLM's served name; transformers serve takes none."""
+    return spec.served_model_name if kind == "vllm" else None
+
+
+def engine_env(spec: EngineSpec, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The engine's environment: offline when the model is a local directory, no update checks."""
+    env = dict(os.environ if base is None else base)
+    env["HF_HUB_DISABLE_UPDATE_CHECK"] = "1"
+    env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if Path(spec.model).is_dir() and (not spec.lora_adapter or Path(spec.lora_adapter).is_dir()):
+        env["HF_HUB_OFFLINE"] = "1"
+    return env
+
+
+def stop_token_warning(model_dir: str) -> str | None:
+    """A warning when a local model's eos is not <|im_end|> (it would generate to max_tokens)."""
+    path = Path(model_dir) / "tokenizer_config.json"
+    if not path.is_file():
+        return None
+    try:
+        eos = json.loads(path.read_text(encoding="utf-8")).get("eos_token")
+    except (OSError, ValueError):
+        return f"{path}: unreadable"
+    eos = eos.get("content") if isinstance(eos, dict) else eos
+    if eos != IM_END:
+        return f"{path}: eos_token is {eos!r}, not {IM_END!r}; answers may not stop"
+    return None
+
+
+class EngineProcess:
+    """One engine child process in its own process group, its output echoed with a prefix and its
+    last lines kept for error messages."""
+
+    def __init__(
+        self,
+        command: list[str],
+        env: Mapping[str, str],
+        health_url: str,
+        keep_lines: int = 40,
+        echo: bool = True,
+    ):
+        self.command, self.env, self.health_url, self.echo = command, dict(env), health_url, echo
+        self.lines: collections.deque[str] = collections.deque(maxlen=keep_lines)
+        self.proc: subprocess.Popen | None = None
+        self._reader: threading.Thread | None = None
+
+    def start(self) -> None:
+        try:
+            self.proc = subprocess.Popen(
+                self.command,
+                env=self.env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                text=True,
+                errors="replace",
+            )
+        except OSError as e:
+            raise EngineError(
+                f"cannot start the engine ({shlex.join(self.command[:3])}): {e}"
+            ) from None
+        self._reader = threading.Thread(target=self._read, name="engine-log", daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        for line in self.proc.stdout:
+            line = line.rstrip("\n")
+            self.lines.append(line)
+            if self.echo:
+                print(f"[engine] {line}", file=sys.stderr, flush=True)
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def tail(self) -> str:
+        return "\n".join(self.lines) or "(no output)"
+
+    def wait_healthy(self, timeout_s: float, poll_s: float = 0.5) -> None:
+        """Block until GET health_url answers 200; fail fast if the process exits."""
+        import httpx
+
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if not self.alive:
+                code = self.proc.returncode if self.proc else None
+                self._join_reader()
+                raise EngineError(
+                    f"the engine exited with code {code} during start-up; last log lines:\n{self.tail()}"
+                )
+            try:
+                if httpx.get(self.health_url, timeout=2.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(poll_s)
+        self.stop()
+        raise EngineError(
+            f"the engine was not healthy at {self.health_url} within {timeout_s:g} s "
+            f"(raise ENGINE_START_TIMEOUT_S for big models); last log lines:\n{self.tail()}"
+        )
+
+    def signal(self, sig: int) -> None:
+        """Send `sig` to the engine's whole process group (vLLM runs worker processes)."""
+        if self.alive:
+            try:
+                os.killpg(self.proc.pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def stop(self, grace_s: float = 20.0) -> int | None:
+        """SIGTERM, then SIGKILL after `grace_s` seconds; returns the exit code."""
+        if self.proc is None:
+            return None
+        self.signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            self.signal(signal.SIGKILL)
+            self.proc.wait(timeout=10)
+        self._join_reader()
+        return self.proc.returncode
+
+    def _join_reader(self) -> None:
+        if self._reader is not None:
+            self._reader.join(timeout=2)

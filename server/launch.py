@@ -1,0 +1,229 @@
+"""Start engine + gateway together: in the foreground (`socratic serve`) or in the background for
+the demo, the benchmarks and the tests.
+
+    with serve_in_background("runs/tiny-tutor/merged", engine="transformers") as handle:
+        OpenAI(base_url=handle.url + "/v1", api_key="-").chat.completions.create(...)
+
+The foreground server restarts a dead engine up to ENGINE_MAX_RESTARTS times (the gateway answers
+503 meanwhile) and otherwise exits 1 with the engine's last log lines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from server.engine import (
+    EngineError,
+    EngineProcess,
+    EngineSpec,
+    engine_command,
+    engine_env,
+    resolve_engine,
+    stop_token_warning,
+    upstream_model,
+)
+from server.observability import log_event, setup_logging
+from server.settings import LOOPBACK_HOSTS, Settings
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def start_engine(spec: EngineSpec, kind: str, echo: bool = True) -> EngineProcess:
+    """Launch the engine and wait until it is healthy (EngineError otherwise)."""
+    warning = stop_token_warning(spec.model) if Path(spec.model).is_dir() else None
+    if warning:
+        log_event("engine_stop_token", level=30, warning=warning)
+    engine = EngineProcess(engine_command(spec, kind), engine_env(spec), spec.health_url, echo=echo)
+    log_event("engine_starting", engine=kind, model=spec.model, port=spec.engine_port)
+    started = time.monotonic()
+    engine.start()
+    engine.wait_healthy(spec.engine_start_timeout_s)
+    log_event("engine_ready", engine=kind, seconds=round(time.monotonic() - started, 1))
+    return engine
+
+
+def gateway_settings(spec: EngineSpec, kind: str, env: Any = None, **overrides: Any) -> Settings:
+    """Gateway settings pointed at the engine described by `spec`."""
+    return Settings.from_env(
+        env,
+        engine_url=spec.url,
+        served_model_name=spec.served_model_name,
+        upstream_model=upstream_model(spec, kind),
+        model_dir=spec.lora_adapter or spec.model,
+        **overrides,
+    )
+
+
+@dataclass
+class GatewayThread:
+    """A uvicorn server for the gateway app running in a daemon thread."""
+
+    settings: Settings
+    server: Any = None
+    thread: threading.Thread | None = None
+    sock: socket.socket | None = field(default=None, repr=False)
+
+    def start(self, timeout_s: float = 30.0) -> None:
+        import uvicorn
+
+        from server.gateway import create_app
+
+        self.sock = socket.socket(socket.AF_INET6 if ":" in self.settings.host else socket.AF_INET)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((self.settings.host, self.settings.port))
+        config = uvicorn.Config(create_app(self.settings), log_level="warning", access_log=False)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(
+            target=lambda: asyncio.run(self.server.serve(sockets=[self.sock])), daemon=True
+        )
+        self.thread.start()
+        deadline = time.monotonic() + timeout_s
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the gateway did not start")
+            time.sleep(0.05)
+
+    @property
+    def port(self) -> int:
+        return self.sock.getsockname()[1]
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.should_exit = True
+        if self.thread is not None:
+            self.thread.join(timeout=10)
+
+
+@dataclass
+class ServeHandle:
+    """A running engine + gateway; `url` is the gateway's base URL (append /v1 for clients)."""
+
+    url: str
+    settings: Settings
+    engine: EngineProcess | None
+    gateway: GatewayThread
+
+    def stop(self) -> None:
+        self.gateway.stop()
+        if self.engine is not None:
+            self.engine.stop()
+
+    def __enter__(self) -> ServeHandle:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def serve_in_background(
+    model_dir: str | os.PathLike,
+    port: int = 0,
+    engine: str = "transformers",
+    host: str = "127.0.0.1",
+    engine_port: int | None = None,
+    start_timeout_s: float = 300.0,
+    echo_engine: bool = False,
+    **settings: Any,
+) -> ServeHandle:
+    """Start the engine for `model_dir` and the gateway on host:port (0 = a free port); return
+    once both answer. `settings` override gateway Settings fields (e.g. api_keys=("k",))."""
+    spec = EngineSpec(
+        model=str(model_dir),
+        engine=engine,
+        engine_port=engine_port or free_port(),
+        engine_start_timeout_s=start_timeout_s,
+        served_model_name=settings.pop("served_model_name", "socratic-tutor"),
+    )
+    kind = resolve_engine(spec.engine)
+    proc = start_engine(spec, kind, echo=echo_engine)
+    try:
+        gateway = GatewayThread(gateway_settings(spec, kind, {}, host=host, port=port, **settings))
+        gateway.start()
+    except BaseException:
+        proc.stop()
+        raise
+    return ServeHandle(f"http://{host}:{gateway.port}", gateway.settings, proc, gateway)
+
+
+def serve_foreground(
+    spec: EngineSpec, settings_overrides: dict[str, Any], max_restarts: int
+) -> int:
+    """`socratic serve`: engine, then the gateway in this thread until SIGTERM/SIGINT; exit code."""
+    import uvicorn
+
+    from server.gateway import create_app
+
+    kind = resolve_engine(spec.engine)
+    settings = gateway_settings(spec, kind, **settings_overrides)
+    setup_logging(settings.log_level)
+    if not settings.api_keys and settings.host not in LOOPBACK_HOSTS:
+        log_event(
+            "no_api_keys",
+            level=30,
+            host=settings.host,
+            warning="open to the network without API keys",
+        )
+    engine = start_engine(spec, kind)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings), host=settings.host, port=settings.port, log_level="warning"
+        )
+    )
+    state = {"failed": False}
+    watcher = threading.Thread(
+        target=watch_engine, args=(engine, spec, server, max_restarts, state), daemon=True
+    )
+    watcher.start()
+    log_event("gateway_listening", url=f"http://{settings.host}:{settings.port}", engine=kind)
+    # uvicorn drains requests on SIGTERM, then re-raises the signal: this handler makes that a
+    # no-op so the engine below is stopped (and gets its SIGTERM) before the process exits.
+    signal.signal(signal.SIGTERM, lambda *_: None)
+    try:
+        server.run()
+    finally:
+        state["stopping"] = True
+        engine.stop()
+    return 1 if state["failed"] else 0
+
+
+def watch_engine(
+    engine: EngineProcess, spec: EngineSpec, server: Any, max_restarts: int, state: dict
+) -> None:
+    """Restart a dead engine (up to `max_restarts` times), else stop the gateway with exit 1."""
+    restarts = 0
+    while not server.should_exit and not state.get("stopping"):
+        time.sleep(1.0)
+        if engine.alive or state.get("stopping"):
+            continue
+        log_event("engine_died", level=40, code=engine.proc.returncode, last_lines=engine.tail())
+        if restarts >= max_restarts:
+            print(
+                f"socratic: error: the engine died; last log lines:\n{engine.tail()}",
+                file=sys.stderr,
+            )
+            state["failed"] = True
+            server.should_exit = True
+            return
+        restarts += 1
+        log_event("engine_restarting", attempt=restarts, of=max_restarts)
+        try:
+            engine.start()
+            engine.wait_healthy(spec.engine_start_timeout_s)
+        except EngineError as e:
+            print(f"socratic: error: {e}", file=sys.stderr)
+            state["failed"] = True
+            server.should_exit = True
+            return
