@@ -40,3 +40,21 @@ def tiny_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from trainer.tiny import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny-base"))
+
+
+@pytest.fixture(scope="session")
+def tiny_tutor(tmp_path_factory: pytest.TempPathFactory, tiny_base: Path) -> Path:
+    """The tiny preset (configs/tiny-cpu.yaml) trained on data/sample and exported: the export dir.
+
+    It holds merged safetensors, tokenizer + chat template, generation_config.json (eos
+    `<|im_end|>`), adapter/ and tutor.json (its `system_prompt`). About a minute on 2 CPU cores.
+    """
+    from trainer.config import load_config
+    from trainer.export import export_run
+    from trainer.train import train
+    from tutor.paths import CONFIGS_DIR
+
+    run = tmp_path_factory.mktemp("tiny-tutor") / "run"
+    overrides = [f"train.output_dir={run}", f"model.name={tiny_base}", "export.after_train=false"]
+    cfg = load_config(CONFIGS_DIR / "tiny-cpu.yaml", overrides, env={})
+    return export_run(train(cfg))

@@ -3,6 +3,7 @@ trainer.export. Only argparse-level code is imported here; torch loads inside th
 
     socratic train --config configs/tiny-cpu.yaml train.epochs=2
     socratic export --run runs/tiny --out runs/tiny/export --push-to-hub you/tutor-tiny
+    accelerate launch --num_processes 2 -m trainer.cli train --config configs/qwen2.5-7b-qlora.yaml
 """
 
 from __future__ import annotations
@@ -49,8 +50,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from tutor.cli import CommandError
     from trainer.config import ConfigError, load_config
+    from tutor.cli import CommandError
 
     try:
         cfg = load_config(args.config, args.overrides)
@@ -70,8 +71,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from tutor.cli import CommandError
     from trainer.export import export_run
+    from tutor.cli import CommandError
 
     try:
         out = export_run(args.run, args.out, args.push_to_hub, args.private)
@@ -79,3 +80,11 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise CommandError(str(err)) from None
     print(f"export dir: {out}")
     return 0
+
+
+if __name__ == "__main__":  # `accelerate launch -m trainer.cli train ...` / `torchrun -m ...`
+    import sys
+
+    from tutor.cli import main
+
+    sys.exit(main())

@@ -186,8 +186,8 @@ class Collator:
     """Batch examples for the model.
 
     packed=True: one padding-free row `[1, sum(len)]` with `position_ids` restarting at every
-    conversation (transformers builds a block-diagonal causal mask from them; flash-attention
-    derives `cu_seqlens`), plus `packed_seq_lengths` when `seq_lengths_key` is set (unsloth).
+    conversation (transformers builds a block-diagonal causal mask from them when no KV cache is
+    in use, hence `use_cache=False`; flash-attention derives `cu_seqlens`), plus `packed_seq_lengths` when `seq_lengths_key` is set (unsloth).
     packed=False: right-padded `[B, max_len]` with `attention_mask`; pad labels are -100.
     """
 
@@ -208,6 +208,8 @@ class Collator:
                 "input_ids": torch.tensor([[t for ex in batch for t in ex.input_ids]]),
                 "labels": torch.tensor([labels]),
                 "position_ids": torch.tensor([[p for n in lengths for p in range(n)]]),
+                # transformers only derives the per-conversation mask without a KV cache
+                "use_cache": False,
             }
             if self.seq_lengths_key:
                 out[self.seq_lengths_key] = torch.tensor(lengths, dtype=torch.int32)

@@ -131,11 +131,11 @@ def merge_adapter(base: str, adapter: Path, out: Path, dtype: str, revision: str
 
 def end_of_turn_ids(tokenizer: Any, generation_config: Any) -> list[int]:
     """`<|im_end|>` first, then the tokenizer's and the base's other eos ids (deduplicated)."""
-    ids = [tokenizer.convert_tokens_to_ids(END_OF_TURN), tokenizer.eos_token_id]
+    vocab = tokenizer.get_vocab()
+    ids = [vocab.get(END_OF_TURN), tokenizer.eos_token_id]
     base = generation_config.eos_token_id if generation_config is not None else None
     ids += base if isinstance(base, list) else [base]
-    unk = tokenizer.unk_token_id
-    return list(dict.fromkeys(i for i in ids if i is not None and i != unk))
+    return list(dict.fromkeys(i for i in ids if i is not None))
 
 
 def verify_export(

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from trainer.config import Config
 
 T = TypeVar("T")
+BASE_DELAY = 2.0  # seconds before the first retry; doubles each time
 
 
 def push_export(
@@ -57,15 +58,15 @@ def is_transient(err: BaseException) -> bool:
     return status is not None and (status == 429 or status >= 500)
 
 
-def retry(fn: Callable[[], T], attempts: int = 4, base_delay: float = 2.0) -> T:
-    """Call `fn`, retrying transient errors with delays base_delay * 2**n seconds."""
+def retry(fn: Callable[[], T], attempts: int = 4) -> T:
+    """Call `fn`, retrying transient errors after BASE_DELAY * 2**n seconds."""
     for n in range(attempts):
         try:
             return fn()
         except Exception as err:
             if n == attempts - 1 or not is_transient(err):
                 raise
-            delay = base_delay * 2**n
+            delay = BASE_DELAY * 2**n
             print(f"hub: {type(err).__name__}: {err}; retrying in {delay:.0f} s")
             time.sleep(delay)
     raise AssertionError("unreachable")
