@@ -63,6 +63,8 @@ Reply with one JSON object only, no prose around it:
  "mistake_identification": {"label": "yes", "rationale": "one sentence"},
  ... one entry like this for each of the eight dimensions ...}"""
 
+JUDGE_SAMPLING = Sampling(max_tokens=800)  # room for eight one-sentence rationales
+
 
 def judge_messages(row: dict) -> list[dict]:
     """The judge prompt for one reply: conversation, reference answer, reply; no endpoint name."""
@@ -130,7 +132,7 @@ def judge_run(
     attempts: int = 3,
     concurrency: int = 4,
     timeout_s: float = 120.0,
-    sampling: Sampling = Sampling(max_tokens=800),
+    sampling: Sampling = JUDGE_SAMPLING,
     seed: int = 0,
     progress: bool = True,
 ) -> Path:

@@ -23,6 +23,8 @@ from tutor.io import atomic_open, write_jsonl
 from tutor.paths import EVAL_DIR
 from tutor.prompts import TUTOR_SYSTEM_PROMPT
 
+DEFAULT_SAMPLING = Sampling()
+
 
 def run_eval(
     endpoints: dict[str, str],
@@ -31,7 +33,7 @@ def run_eval(
     model: str | None = None,
     limit: int | None = None,
     *,
-    sampling: Sampling = Sampling(),
+    sampling: Sampling = DEFAULT_SAMPLING,
     concurrency: int = 4,
     retries: int = 2,
     timeout_s: float = 120.0,
