@@ -1,0 +1,281 @@
+"""`socratic data generate` and `socratic data push` (attached under `socratic data`).
+
+    socratic data generate --out data/gen/train.jsonl --n 1000
+    socratic data generate --out gen.jsonl --n 200 --base-url http://localhost:8000/v1 \\
+        --model Qwen/Qwen2.5-72B-Instruct --api-key-env VLLM_API_KEY
+    socratic data push --in data/gen/train.jsonl --repo me/socratic-dialogues
+
+Only argparse-level code is imported here; openai and datasets load inside the commands.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+from tutor.cli import CommandError
+
+
+def _exchanges(text: str) -> tuple[int, int]:
+    lo, _, hi = text.partition("-")
+    try:
+        return int(lo), int(hi or lo)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected N or MIN-MAX, got {text!r}") from None
+
+
+def register(data: argparse._SubParsersAction) -> None:
+    g = data.add_parser(
+        "generate",
+        help="generate Socratic dialogues with any OpenAI-compatible model",
+        description="Generate --n conversations into --out (JSONL), with validation, Socratic "
+        "checks, self-critique and dedupe. Rerun the same command to resume. Writes "
+        "<name>.manifest.json, <name>.critique.jsonl and <name>.rejected.jsonl beside the output. "
+        "The API key is read from the environment variable named by --api-key-env.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    add = g.add_argument
+    add("--out", required=True, type=Path, metavar="FILE.jsonl", help="output file (appended)")
+    add("--n", required=True, type=int, metavar="N", help="conversations the file should hold")
+    add(
+        "--exchanges",
+        type=_exchanges,
+        default=(2, 6),
+        metavar="MIN-MAX",
+        help="user+assistant pairs per conversation, drawn per request (e.g. 2-6 or 4)",
+    )
+    topic = g.add_mutually_exclusive_group()
+    topic.add_argument(
+        "--topic",
+        default="general",
+        metavar="TOPIC",
+        help="'general' = the bundled subject list; a subject of that list; or any topic",
+    )
+    topic.add_argument(
+        "--topics",
+        dest="topics_file",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="your own 'subject: sub-topic; sub-topic' list instead of the bundled one",
+    )
+    add("--per-request", type=int, default=5, metavar="K", help="conversations asked per request")
+    add("--model", default="gpt-4o-mini", metavar="M", help="generator model name")
+    add(
+        "--base-url",
+        default=None,
+        metavar="URL",
+        help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1 (default: OpenAI, or "
+        "$OPENAI_BASE_URL)",
+    )
+    add(
+        "--api-key-env",
+        default="OPENAI_API_KEY",
+        metavar="NAME",
+        help="environment variable holding the API key (optional for a --base-url endpoint)",
+    )
+    add("--concurrency", type=int, default=8, metavar="C", help="requests in flight")
+    add(
+        "--critique",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="constitutional self-critique and revision of every conversation",
+    )
+    add("--critic-model", default=None, metavar="M", help="critic model (default: --model)")
+    add(
+        "--min-score",
+        type=int,
+        default=3,
+        metavar="S",
+        help="a principle scored below S (1-5) by the critic triggers a revision",
+    )
+    add("--seed", type=int, default=0, metavar="S", help="seed of the per-request plan")
+    add(
+        "--max-cost",
+        type=float,
+        default=None,
+        metavar="USD",
+        help="stop launching requests once the estimated cost of the file reaches USD",
+    )
+    add(
+        "--price-in",
+        type=float,
+        default=None,
+        metavar="USD",
+        help="price per 1M input tokens (default: the built-in table for known models)",
+    )
+    add("--price-out", type=float, default=None, metavar="USD", help="price per 1M output tokens")
+    add(
+        "--template",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="generator prompt with {NUM_CONVERSATIONS}, {NUM_EXCHANGES}, {TOPIC} (default: "
+        "data/prompts/generator_prompt.txt)",
+    )
+    add(
+        "--critic-template",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="critic prompt with {CONVERSATION}, {MIN_SCORE} (default: "
+        "data/prompts/critic_prompt.txt)",
+    )
+    add(
+        "--addendum",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="append the per-conversation student situation and difficulty plan to the prompt",
+    )
+    add(
+        "--structured",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="ask for JSON-schema structured output (dropped automatically if refused)",
+    )
+    add("--temperature", type=float, default=1.0, metavar="T", help="generator temperature")
+    add(
+        "--max-tokens",
+        type=int,
+        default=0,
+        metavar="N",
+        help="output tokens per generation request (0 = sized from --per-request and exchanges)",
+    )
+    add(
+        "--timeout",
+        dest="timeout_s",
+        type=float,
+        default=300.0,
+        metavar="SEC",
+        help="per-request timeout in seconds",
+    )
+    add(
+        "--retries",
+        type=int,
+        default=6,
+        metavar="N",
+        help="retries per request on 429/5xx/timeouts",
+    )
+    add(
+        "--retry-base",
+        dest="retry_base_s",
+        type=float,
+        default=1.0,
+        metavar="SEC",
+        help="first backoff in seconds (doubles per retry, jittered; Retry-After wins if longer)",
+    )
+    add(
+        "--breaker",
+        type=int,
+        default=10,
+        metavar="N",
+        help="stop the run after N failed attempts in a row",
+    )
+    add(
+        "--max-requests",
+        type=int,
+        default=0,
+        metavar="N",
+        help="generation requests this run may send (0 = 4x the expected need + 8)",
+    )
+    add("--max-words", type=int, default=150, metavar="N", help="longest tutor turn, in words")
+    add("--max-chars", type=int, default=4000, metavar="N", help="longest message, in characters")
+    add(
+        "--dedupe-against",
+        type=Path,
+        nargs="*",
+        default=[],
+        metavar="FILE",
+        help="other conversation files that generated ones must not duplicate",
+    )
+    add("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    g.set_defaults(func=cmd_generate)
+
+    p = data.add_parser(
+        "push",
+        help="publish a generated file as a Hugging Face dataset (or save it locally)",
+        description="Validate FILE and save it as a Hugging Face dataset with a dataset card "
+        "(README.md): pushed to the Hub with --repo, or written to --save-to DIR.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument(
+        "--in", dest="input", required=True, type=Path, metavar="FILE", help="JSONL file"
+    )
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument(
+        "--repo", default=None, metavar="ID", help="Hub dataset id, e.g. me/dialogues"
+    )
+    where.add_argument("--save-to", type=Path, default=None, metavar="DIR", help="local directory")
+    p.add_argument("--private", action="store_true", help="create the Hub repo as private")
+    p.add_argument(
+        "--token-env",
+        default="HF_TOKEN",
+        metavar="NAME",
+        help="environment variable holding the Hub token",
+    )
+    p.add_argument("--license", default="apache-2.0", metavar="ID", help="license id for the card")
+    p.set_defaults(func=cmd_push)  # fmt: skip
+
+
+def _generate_args(ns: argparse.Namespace):
+    from datagen.critique import DEFAULT_CRITIC_TEMPLATE
+    from datagen.generate import GenerateArgs
+    from datagen.prompting import DEFAULT_TEMPLATE
+
+    key = os.environ.get(ns.api_key_env, "")
+    base_url = ns.base_url or os.environ.get("OPENAI_BASE_URL")
+    if not key and not base_url:
+        raise CommandError(
+            f"no API key: set ${ns.api_key_env} (or name another variable with --api-key-env)"
+        )
+    fields = {k: v for k, v in vars(ns).items() if k not in ("func", "api_key_env", "command")}
+    fields.pop("data_command", None)
+    fields["template"] = ns.template or DEFAULT_TEMPLATE
+    fields["critic_template"] = ns.critic_template or DEFAULT_CRITIC_TEMPLATE
+    return GenerateArgs(**fields, api_key=key)
+
+
+def cmd_generate(ns: argparse.Namespace) -> int:
+    from datagen.api import FatalError
+    from datagen.generate import log, run_generation, summary_line
+    from tutor.io import DataError
+
+    args = _generate_args(ns)
+    t0 = time.monotonic()
+    try:
+        args.check()
+        manifest = run_generation(args)
+    except (ValueError, DataError, FatalError) as e:
+        raise CommandError(str(e)) from None
+    log(summary_line(manifest, time.monotonic() - t0))
+    if manifest.stop_reason != "done":
+        c = manifest.counts
+        reasons = ", ".join(f"{k}: {v}" for k, v in list(c["rejected"].items())[:3]) or "none"
+        raise CommandError(
+            f"stopped ({manifest.stop_reason}) with {manifest.conversations} of {args.n} "
+            f"conversations; top rejections: {reasons}; see {manifest.path}",
+            code=1,
+        )
+    return 0
+
+
+def cmd_push(ns: argparse.Namespace) -> int:
+    from datagen.push import push_dataset
+    from tutor.io import DataError
+
+    token = os.environ.get(ns.token_env) or None
+    try:
+        where = push_dataset(
+            ns.input,
+            repo=ns.repo,
+            save_to=ns.save_to,
+            private=ns.private,
+            token=token,
+            license_id=ns.license,
+        )
+    except DataError as e:
+        raise CommandError(str(e)) from None
+    print(f"saved to {where}")
+    return 0

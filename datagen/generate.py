@@ -1,0 +1,226 @@
+"""Generate Socratic dialogues with any OpenAI-compatible model: `socratic data generate`.
+
+    socratic data generate --out data/gen/train.jsonl --n 1000 --model gpt-4o-mini
+
+Programmatic use (the benchmark drives it against a fake upstream):
+
+    from datagen.generate import GenerateArgs, run_generation
+    manifest = run_generation(GenerateArgs(out=Path("x.jsonl"), n=50, base_url=..., api_key="k"))
+
+A run keeps up to `concurrency` requests in flight. Each reply is extracted, validated, checked
+for Socratic behaviour and duplicates, optionally critiqued and revised, and the accepted
+conversations are appended to the output (durably) until it holds `n`. Rerunning the same command
+resumes: the file is counted, its conversations seed the deduper, and requests whose conversations
+are already there (or that the manifest recorded as done) are skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from datagen.cost import price_for
+from datagen.critique import DEFAULT_CRITIC_TEMPLATE
+from datagen.prompting import (
+    DEFAULT_TEMPLATE,
+    DEFAULT_TOPICS,
+    check_template,
+    load_topics,
+    select_topics,
+)
+from datagen.store import read_manifest, side_file
+from tutor.io import DataError
+
+
+@dataclass
+class GenerateArgs:
+    """Every setting of a run (the CLI's flags; the manifest records them, minus the key)."""
+
+    out: Path
+    n: int
+    exchanges: tuple[int, int] = (2, 6)  # user+assistant pairs per conversation, drawn per request
+    topic: str = "general"  # "general" = the bundled list; a subject of the list; or any topic
+    topics_file: Path | None = None  # replaces the bundled topic list
+    per_request: int = 5  # conversations asked for per request
+    model: str = "gpt-4o-mini"
+    base_url: str | None = None  # None: the openai client's default (OPENAI_BASE_URL or OpenAI)
+    api_key: str = field(default="", repr=False)
+    concurrency: int = 8  # requests in flight (generation and critique together)
+    critique: bool = True
+    critic_model: str | None = None  # None: the generator model
+    min_score: int = 3  # a principle scored below this (1-5) makes a conversation fall short
+    seed: int = 0
+    max_cost: float | None = None  # USD; stop launching requests once the estimate reaches it
+    price_in: float | None = None  # USD per 1M input tokens (overrides the price table)
+    price_out: float | None = None  # USD per 1M output tokens
+    template: Path = DEFAULT_TEMPLATE
+    critic_template: Path = DEFAULT_CRITIC_TEMPLATE
+    addendum: bool = True  # append the per-conversation situation/difficulty plan to the prompt
+    structured: bool = True  # send a JSON-schema response_format (dropped if the endpoint refuses)
+    temperature: float = 1.0
+    max_tokens: int = 0  # per generation request; 0 = sized from per_request and exchanges
+    timeout_s: float = 300.0
+    retries: int = 6
+    retry_base_s: float = 1.0
+    breaker: int = 10
+    max_requests: int = 0  # generation requests this run may send; 0 = 4 x the expected need + 8
+    max_words: int = 150  # per tutor turn
+    max_chars: int = 4000  # per message
+    dedupe_against: list[Path] = field(default_factory=list)
+    opening_threshold: float = 0.8  # Jaccard of student openings that counts as a near-duplicate
+    dialogue_threshold: float = 0.7  # Jaccard of whole dialogues that counts as a near-duplicate
+    progress: bool = True
+    fsync: bool = True
+
+    def check(self) -> None:
+        """Raise ValueError (one line) on inconsistent settings."""
+        lo, hi = self.exchanges
+        problems = [
+            (self.n < 1, f"--n must be >= 1, got {self.n}"),
+            (not 1 <= lo <= hi <= 32, f"--exchanges must be 1 <= MIN <= MAX <= 32, got {lo}-{hi}"),
+            (self.per_request < 1, f"--per-request must be >= 1, got {self.per_request}"),
+            (self.concurrency < 1, f"--concurrency must be >= 1, got {self.concurrency}"),
+            (not 1 <= self.min_score <= 5, f"--min-score must be 1-5, got {self.min_score}"),
+            (self.max_cost is not None and self.max_cost <= 0, "--max-cost must be > 0"),
+            ((self.price_in is None) != (self.price_out is None), "give both --price-in and --price-out"),
+            (self.retries < 0 or self.breaker < 1, "--retries must be >= 0 and --breaker >= 1"),
+        ]  # fmt: skip
+        for bad, message in problems:
+            if bad:
+                raise ValueError(message)
+        if self.max_cost is not None and self.price() is None:
+            raise ValueError(
+                f"--max-cost needs a price: {self.model!r} is not in the price table; "
+                "give --price-in and --price-out (USD per 1M tokens)"
+            )
+
+    def price(self, model: str | None = None) -> tuple[float, float] | None:
+        return price_for(model or self.model, self.price_in, self.price_out)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("api_key")
+        return json.loads(json.dumps(d, default=str))
+
+
+@dataclass
+class Counts:
+    """What happened to every conversation asked for. Invariants (see `problems`):
+    returned = parsed + unparsed; parsed = accepted + surplus + rejected + duplicates;
+    valid = parsed - rejected before critique (reasons not starting with "critique:")."""
+
+    requests: int = 0  # generation requests answered
+    failed_requests: int = 0  # generation requests that failed for good
+    requested: int = 0  # conversations asked for by answered requests
+    truncated_replies: int = 0  # replies cut off by max_tokens (finish_reason "length")
+    returned: int = 0  # items found in replies, readable or not
+    unparsed: int = 0
+    parsed: int = 0
+    valid: int = 0  # passed the schema and the Socratic checks
+    critiqued: int = 0
+    revised: int = 0  # accepted conversations that are the critic's revision
+    accepted: int = 0
+    surplus: int = 0  # valid and unique but beyond --n
+    rejected: Counter = field(default_factory=Counter)  # reason -> count
+    duplicates: Counter = field(default_factory=Counter)  # exact / near: opening / near: dialogue
+
+    def problems(self) -> list[str]:
+        """The invariants that do not hold (empty when the counts add up)."""
+        rejected = sum(self.rejected.values())
+        early = sum(v for k, v in self.rejected.items() if not k.startswith("critique:"))
+        ends = self.accepted + self.surplus + rejected + sum(self.duplicates.values())
+        checks = [
+            (self.returned == self.parsed + self.unparsed, "returned != parsed + unparsed"),
+            (self.parsed == ends, "parsed != accepted + surplus + rejected + duplicates"),
+            (self.valid == self.parsed - early, "valid != parsed - rejected before critique"),
+        ]
+        return [message for ok, message in checks if not ok]
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["rejected"] = dict(self.rejected.most_common())
+        d["duplicates"] = dict(self.duplicates.most_common())
+        return d
+
+
+@dataclass
+class Manifest:
+    """The run's record, written beside the output as `<name>.manifest.json`."""
+
+    path: Path
+    data: dict[str, Any]
+
+    @property
+    def stop_reason(self) -> str:
+        return self.data["stop_reason"]
+
+    @property
+    def conversations(self) -> int:
+        return self.data["conversations_in_file"]
+
+    @property
+    def counts(self) -> dict[str, Any]:
+        return self.data["sessions"][-1]["counts"]
+
+
+def max_tokens_for(k: int, exchanges: int) -> int:
+    """Output budget of a request: ~100 tokens per message plus JSON overhead, capped at 16k."""
+    return min(16384, k * (150 + 2 * exchanges * 100) + 300)
+
+
+def load_inputs(args: GenerateArgs) -> tuple[str, str | None, list]:
+    """The generator template, the critic template (if critiquing) and the topic list."""
+    try:
+        template = Path(args.template).read_text(encoding="utf-8")
+        check_template(template, str(args.template))
+        critic = Path(args.critic_template).read_text(encoding="utf-8") if args.critique else None
+        if critic is not None and "{CONVERSATION}" not in critic:
+            raise ValueError(f"{args.critic_template}: no {{CONVERSATION}} placeholder")
+        topics = select_topics(load_topics(args.topics_file or DEFAULT_TOPICS), args.topic)
+    except OSError as e:
+        raise DataError(f"{e.filename}: {e.strerror}") from None
+    except ValueError as e:
+        raise DataError(str(e)) from None
+    return template, critic, topics
+
+
+async def arun_generation(args: GenerateArgs) -> Manifest:
+    """Run (or resume) a generation; returns the final manifest. Raises `FatalError` when the
+    endpoint cannot be used, `DataError` on unusable inputs, `ValueError` on bad settings."""
+    from datagen.run import Run  # the engine; imports openai
+
+    args.check()
+    run = Run(
+        args, *load_inputs(args), previous=read_manifest(side_file(args.out, "manifest.json"))
+    )
+    return await run.execute()
+
+
+def run_generation(args: GenerateArgs) -> Manifest:
+    """Synchronous `arun_generation`."""
+    return asyncio.run(arun_generation(args))
+
+
+def summary_line(m: Manifest, elapsed_s: float | None = None) -> str:
+    c = m.counts
+    cost = m.data["cost_usd"]
+    parts = [
+        f"{m.conversations} conversations in {m.path.with_name(m.data['output'])}",
+        f"this run: {c['accepted']} accepted ({c['revised']} revised), "
+        f"{sum(c['rejected'].values())} rejected, {sum(c['duplicates'].values())} duplicates, "
+        f"{c['unparsed']} unparsed, {c['requests']} requests",
+        f"cost ~${cost:.4f}" if cost is not None else "cost unknown (tokens in the manifest)",
+    ]
+    if elapsed_s is not None:
+        parts.append(f"{elapsed_s:.1f} s")
+    return "; ".join(parts)
+
+
+def log(message: str) -> None:
+    print(f"[datagen {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
