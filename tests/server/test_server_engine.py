@@ -1,0 +1,137 @@
+"""Engine command lines (vllm serve for a merged model and for base + LoRA adapter, flags from env,
+VLLM_EXTRA_ARGS last, the exported chat template; transformers serve), engine choice, the offline
+environment, the eos check, and the launcher's failures: an engine that dies during start-up, one
+that never becomes healthy, and SIGTERM reaching the whole process group.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import pytest
+
+from server.engine import (
+    EngineError,
+    EngineProcess,
+    EngineSpec,
+    engine_env,
+    resolve_engine,
+    stop_token_warning,
+    transformers_command,
+    upstream_model,
+    vllm_command,
+)
+from server.launch import free_port
+
+
+def test_vllm_command_merged_model_from_env(tmp_path):
+    (tmp_path / "chat_template.jinja").write_text("{{ messages }}")
+    env = {
+        "MODEL": str(tmp_path), "SERVED_MODEL_NAME": "tutor", "MAX_MODEL_LEN": "4096",
+        "GPU_MEMORY_UTILIZATION": "0.85", "TENSOR_PARALLEL_SIZE": "2", "DTYPE": "bfloat16",
+        "QUANTIZATION": "awq", "VLLM_EXTRA_ARGS": "--max-num-seqs 64 --dtype float16", "ENGINE_PORT": "9001",
+    }  # fmt: skip
+    cmd = vllm_command(EngineSpec.from_env(env))
+    assert cmd[:3] == ["vllm", "serve", str(tmp_path)]
+    pairs = dict(zip(cmd[3::2], cmd[4::2], strict=False))
+    assert pairs["--host"] == "127.0.0.1" and pairs["--port"] == "9001"
+    assert pairs["--served-model-name"] == "tutor"
+    assert pairs["--chat-template"] == str(tmp_path / "chat_template.jinja")
+    assert pairs["--max-model-len"] == "4096" and pairs["--gpu-memory-utilization"] == "0.85"
+    assert pairs["--tensor-parallel-size"] == "2" and pairs["--quantization"] == "awq"
+    assert cmd[-4:] == ["--max-num-seqs", "64", "--dtype", "float16"]  # extra args last: they win
+    assert "--enable-lora" not in cmd
+
+
+def test_vllm_command_lora_adapter(tmp_path):
+    (tmp_path / "adapter_config.json").write_text(json.dumps({"r": 32}))
+    spec = EngineSpec(model="Qwen/Qwen2.5-7B-Instruct", lora_adapter=str(tmp_path))
+    cmd = vllm_command(spec)
+    assert "--enable-lora" in cmd
+    assert cmd[cmd.index("--lora-modules") + 1] == f"socratic-tutor={tmp_path}"
+    assert cmd[cmd.index("--max-lora-rank") + 1] == "32"
+    assert cmd[cmd.index("--served-model-name") + 1] == "socratic-tutor-base"
+    assert upstream_model(spec, "vllm") == "socratic-tutor"  # requests go to the adapter
+    assert "--max-model-len" not in cmd  # unset settings are left to vLLM
+
+
+def test_transformers_command_and_env(tmp_path):
+    spec = EngineSpec(model=str(tmp_path), engine_port=9100)
+    cmd = transformers_command(spec, python="py")
+    assert cmd[:5] == ["py", "-m", "transformers.cli.transformers", "serve", str(tmp_path)]
+    assert cmd[cmd.index("--port") + 1] == "9100" and cmd[cmd.index("--host") + 1] == "127.0.0.1"
+    assert upstream_model(spec, "transformers") is None
+    env = engine_env(spec, {"PATH": "/bin"})
+    assert env["HF_HUB_OFFLINE"] == "1" and env["PATH"] == "/bin"
+    assert "HF_HUB_OFFLINE" not in engine_env(EngineSpec(model="Qwen/Qwen2.5-7B-Instruct"), {})
+    with pytest.raises(EngineError, match="merged models only"):
+        transformers_command(EngineSpec(model=str(tmp_path), lora_adapter=str(tmp_path)))
+
+
+def test_engine_choice():
+    assert resolve_engine("auto", cuda=True, vllm=True) == "vllm"
+    assert resolve_engine("auto", cuda=False, vllm=True) == "transformers"
+    assert resolve_engine("auto", cuda=True, vllm=False) == "transformers"
+    assert resolve_engine("vllm", cuda=False, vllm=False) == "vllm"
+    with pytest.raises(EngineError):
+        resolve_engine("tgi")
+    with pytest.raises(EngineError, match="MODEL"):
+        EngineSpec.from_env({})
+    with pytest.raises(EngineError, match="ENGINE_PORT"):
+        EngineSpec.from_env({"MODEL": "m", "ENGINE_PORT": "eighty"})
+
+
+def test_stop_token_warning(tmp_path, tiny_base):
+    assert stop_token_warning(str(tiny_base)) is None
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps({"eos_token": "<|endoftext|>"}))
+    assert "<|im_end|>" in stop_token_warning(str(tmp_path))
+
+
+def test_engine_dying_at_start_fails_fast_with_its_log():
+    script = "print('loading weights'); print('CUDA error: out of memory', flush=True); raise SystemExit(3)"
+    engine = EngineProcess(
+        [sys.executable, "-c", script], {}, f"http://127.0.0.1:{free_port()}/health", echo=False
+    )
+    engine.start()
+    started = time.monotonic()
+    with pytest.raises(EngineError, match="code 3") as info:
+        engine.wait_healthy(timeout_s=60)
+    assert time.monotonic() - started < 15
+    assert "CUDA error: out of memory" in str(info.value)
+
+
+def test_engine_start_timeout_is_clear():
+    script = "import time; print('still loading', flush=True); time.sleep(60)"
+    engine = EngineProcess(
+        [sys.executable, "-c", script], {}, f"http://127.0.0.1:{free_port()}/health", echo=False
+    )
+    engine.start()
+    with pytest.raises(EngineError, match="not healthy .* within 1 s") as info:
+        engine.wait_healthy(timeout_s=1.0)
+    assert "ENGINE_START_TIMEOUT_S" in str(info.value) and "still loading" in str(info.value)
+    assert not engine.alive  # the timed-out engine was stopped
+
+
+def test_sigterm_reaches_the_process_group(tmp_path):
+    marker = tmp_path / "child-got-sigterm"
+    child = (
+        "import signal, sys, time, pathlib\n"
+        f"signal.signal(signal.SIGTERM, lambda *a: (pathlib.Path({str(marker)!r}).touch(), sys.exit(0)))\n"
+        "print('ready', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    parent = f"import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', {child!r}]); time.sleep(60)"
+    engine = EngineProcess([sys.executable, "-c", parent], {}, "http://unused", echo=False)
+    engine.start()
+    for _ in range(100):
+        if "ready" in engine.lines:
+            break
+        time.sleep(0.1)
+    engine.stop(grace_s=5)
+    for _ in range(50):  # the grandchild (like vLLM's workers) got SIGTERM too
+        if marker.exists():
+            break
+        time.sleep(0.1)
+    assert marker.exists()
