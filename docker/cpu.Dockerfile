@@ -1,0 +1,50 @@
+# syntax=docker/dockerfile:1
+# CPU image for the offline twin of the GPU path (docker compose --profile cpu): trains and exports
+# the tiny tutor, then serves it through `transformers serve` behind the same gateway. No GPU, no
+# model download. Build from the repository root:
+#
+#   docker build -f docker/cpu.Dockerfile -t socratic-tutor-cpu:0.1.0 .
+#   docker run --rm -p 8000:8000 socratic-tutor-cpu:0.1.0 demo
+#
+# torch is the CPU build (the one `make` installs); everything else is pinned by constraints.txt.
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+FROM ${PYTHON_IMAGE}
+ARG VERSION=0.1.0
+ARG SOURCE_URL=""
+ARG TORCH_VERSION=2.13.0
+ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+
+LABEL org.opencontainers.image.title="socratic-tutor-cpu" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.source="${SOURCE_URL}" \
+      org.opencontainers.image.description="The Socratic tutor's tiny CPU twin: train, export and serve offline" \
+      org.opencontainers.image.licenses="Apache-2.0"
+
+ENV DEBIAN_FRONTEND=noninteractive \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    SOCRATIC_HOME=/app \
+    HF_HUB_OFFLINE=1
+
+WORKDIR /app
+
+COPY pyproject.toml README.md constraints.txt ./
+RUN python -m pip install --no-cache-dir --index-url "${TORCH_INDEX_URL}" "torch==${TORCH_VERSION}" \
+    && mkdir -p tutor && touch tutor/__init__.py handler.py \
+    && python -m pip install --no-cache-dir -c constraints.txt ".[train,cpu-serve,serve,eval]" \
+    && python -m pip uninstall -y socratic-tutor \
+    && rm -rf tutor handler.py build ./*.egg-info
+
+COPY . .
+RUN python -m pip install --no-cache-dir --no-deps -c constraints.txt -e . \
+    && socratic --help > /dev/null \
+    && useradd --create-home --uid 1000 tutor \
+    && mkdir -p /models && chown tutor:tutor /models
+
+# A fresh named volume mounted at /models takes this owner, so the unprivileged user can write it.
+USER 1000:1000
+EXPOSE 8000
+ENTRYPOINT ["socratic"]
+CMD ["--help"]
