@@ -18,7 +18,16 @@ from tutor.cli import main as socratic
 from tutor.data import Report, iter_conversations
 from tutor.schema import fingerprint
 
-SCRIPT = ["slow", "good", "duplicate", "fenced", "malformed", "truncated", "wrong_roles", "no_question"]
+SCRIPT = [
+    "slow",
+    "good",
+    "duplicate",
+    "fenced",
+    "malformed",
+    "truncated",
+    "wrong_roles",
+    "no_question",
+]
 SCRIPT += ["429", "500", "garbage", "duplicate"]
 
 
@@ -27,17 +36,6 @@ def _args(tmp_path: Path, srv: FakeServer, n: int, **kw) -> GenerateArgs:
     return GenerateArgs(
         out=tmp_path / "gen.jsonl", n=n, base_url=srv.url, api_key="k", **{**base, **kw}
     )
-
-
-def assert_clean_file(path: Path, n: int) -> list[dict]:
-    """Exactly n valid, unique conversations, every line complete."""
-    raw = path.read_bytes()
-    assert raw.endswith(b"\n") and raw.count(b"\n") == n
-    report = Report()
-    convs = list(iter_conversations([path], report, dedupe=False))
-    assert report.valid == n and not report.invalid
-    assert len({fingerprint(c.messages) for c in convs}) == n
-    return [c.to_record() for c in convs]
 
 
 def assert_counts_add_up(counts: dict) -> None:
@@ -49,13 +47,13 @@ def assert_counts_add_up(counts: dict) -> None:
     assert counts["valid"] == counts["parsed"] - early
 
 
-def test_every_failure_kind_still_yields_exactly_n(tmp_path: Path) -> None:
+def test_every_failure_kind_still_yields_exactly_n(tmp_path: Path, check_file) -> None:
     state = FakeState(script=list(SCRIPT), slow_s=1.5)
     with FakeServer(state) as srv:  # the 429's Retry-After (1 s) outlasts the timeout (0.5 s)
         m = run_generation(_args(tmp_path, srv, 24, critique=False, timeout_s=0.5))
     assert not state.script, "the whole script was played"
     assert m.stop_reason == "done" and m.conversations == 24
-    records = assert_clean_file(tmp_path / "gen.jsonl", 24)
+    records = check_file(tmp_path / "gen.jsonl", 24)
     c = m.counts
     assert_counts_add_up(c)
     assert c["accepted"] == 24 and c["unparsed"] >= 3 and c["truncated_replies"] == 1
@@ -73,11 +71,11 @@ def test_every_failure_kind_still_yields_exactly_n(tmp_path: Path) -> None:
     assert sum(r["reason"] == "unparsed" for r in rejected) == 3  # malformed, truncated, garbage
 
 
-def test_critique_revises_and_keeps_the_trail(tmp_path: Path) -> None:
+def test_critique_revises_and_keeps_the_trail(tmp_path: Path, check_file) -> None:
     state = FakeState(revise_every=3)
     with FakeServer(state) as srv:
         m = run_generation(_args(tmp_path, srv, 12))
-    records = assert_clean_file(tmp_path / "gen.jsonl", 12)
+    records = check_file(tmp_path / "gen.jsonl", 12)
     c = m.counts
     assert_counts_add_up(c)
     assert c["critiqued"] >= 12 and c["revised"] >= 2
@@ -114,16 +112,16 @@ def test_fatal_endpoint_errors_stop_at_once(tmp_path: Path, state, kw, message) 
     assert sum(state.seen.values()) <= 5
 
 
-def test_max_cost_stops_cleanly(tmp_path: Path) -> None:
+def test_max_cost_stops_cleanly(tmp_path: Path, check_file) -> None:
     with FakeServer(FakeState()) as srv:
         args = _args(tmp_path, srv, 200, concurrency=1, max_cost=0.002, price_in=1.0, price_out=1.0)
         m = run_generation(args)
     assert m.stop_reason == "max_cost" and 0 < m.conversations < 200
     assert m.data["cost_usd"] >= 0.002
-    assert_clean_file(tmp_path / "gen.jsonl", m.conversations)
+    check_file(tmp_path / "gen.jsonl", m.conversations)
 
 
-def test_resume_extends_without_duplicates(tmp_path: Path) -> None:
+def test_resume_extends_without_duplicates(tmp_path: Path, check_file) -> None:
     out = tmp_path / "gen.jsonl"
     with FakeServer(FakeState()) as srv:
         first = run_generation(_args(tmp_path, srv, 7, critique=False))
@@ -132,7 +130,7 @@ def test_resume_extends_without_duplicates(tmp_path: Path) -> None:
         second = run_generation(_args(tmp_path, srv, 13, critique=False))
         again = run_generation(_args(tmp_path, srv, 13, critique=False))
     assert first.conversations == 7 and second.conversations == 13
-    records = assert_clean_file(out, 13)
+    records = check_file(out, 13)
     s = second.data["sessions"][-1]
     assert s["existing_at_start"] == 7 and s["truncated_partial_bytes"] > 0
     first_requests = {r["meta"]["request"] for r in records[:7]}
