@@ -29,7 +29,7 @@ def push_export(
     if not token:
         raise ValueError("pushing to the Hub needs HF_TOKEN in the environment")
     export = Path(export_dir)
-    api = HfApi(token=token)
+    api = HfApi(token=token, endpoint=os.environ.get("HF_ENDPOINT"))  # read at call time
     urls = {}
     for repo, folder, ignore in (
         (repo_id, export, ["adapter/*", "*.partial/*"]),
