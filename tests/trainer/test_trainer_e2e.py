@@ -29,8 +29,19 @@ PRESET = CONFIGS_DIR / "tiny-cpu.yaml"
 
 
 def overrides(run: Path, base: Path, *extra: str) -> list[str]:
-    fast = ["train.logging_steps=1", "train.save_steps=2", "train.eval_steps=0", "data.max_seq_len=256"]
-    return [f"train.output_dir={run}", f"model.name={base}", "export.after_train=false", *fast, *extra]
+    fast = [
+        "train.logging_steps=1",
+        "train.save_steps=2",
+        "train.eval_steps=0",
+        "data.max_seq_len=256",
+    ]
+    return [
+        f"train.output_dir={run}",
+        f"model.name={base}",
+        "export.after_train=false",
+        *fast,
+        *extra,
+    ]
 
 
 def run_until_sigterm(run: Path, base: Path) -> tuple[int, str]:
@@ -87,7 +98,9 @@ def test_sigterm_resume_finish_export(tmp_path, tiny_base):
 def check_export(export: Path, run: Path, base: Path) -> None:
     tok = AutoTokenizer.from_pretrained(export)
     merged = AutoModelForCausalLM.from_pretrained(export).eval()
-    assert any(export.glob("*.safetensors")) and (export / "adapter" / "adapter_config.json").exists()
+    assert (
+        any(export.glob("*.safetensors")) and (export / "adapter" / "adapter_config.json").exists()
+    )
     im_end = tok.convert_tokens_to_ids("<|im_end|>")
     gen = json.loads((export / "generation_config.json").read_text())
     assert im_end in gen["eos_token_id"] and gen["pad_token_id"] != im_end
