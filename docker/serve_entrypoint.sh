@@ -40,6 +40,7 @@ case "$MODE" in
     exec socratic serve --model "$MODEL" --engine vllm --host 0.0.0.0 --port "$PORT"
     ;;
   serverless)
+    export ENGINE="${ENGINE:-vllm}"
     exec python "$here/../handler.py"
     ;;
   *)

@@ -29,6 +29,8 @@ options:
   --gpu-count N            GPUs in the pod (GPU_COUNT; default 1)
   --container-disk-gb N    container disk, GB (CONTAINER_DISK_GB; default 60)
   --cloud-type TYPE        SECURE or COMMUNITY (CLOUD_TYPE; default SECURE)
+  --min-cuda-version V     only hosts whose driver runs this CUDA; the image is built on CUDA 13.0
+                           (MIN_CUDA_VERSION; default 13.0)
   --name NAME              pod name (POD_NAME; default socratic-tutor-train)
   --hf-secret NAME         RunPod secret holding the HF token (HF_SECRET_NAME; default hf_token)
   --wandb-secret NAME      RunPod secret holding a W&B key (default: no W&B)
@@ -64,7 +66,7 @@ load_env_file() {
       TRAIN_IMAGE | GPU_TYPE | GPU_COUNT | HUB_REPO_ID | HUB_PRIVATE | CONFIG | VOLUME_GB | \
         NETWORK_VOLUME_ID | CONTAINER_DISK_GB | CLOUD_TYPE | POD_NAME | HF_SECRET_NAME | \
         MAX_RUNTIME_HOURS | FAILURE_GRACE_SECONDS | KEEP_POD | RUN_NAME | TRAIN_ARGS | \
-        FOLLOW_POLL_SECONDS | RUNPOD_API_KEY)
+        FOLLOW_POLL_SECONDS | MIN_CUDA_VERSION | RUNPOD_API_KEY)
         if [[ -z "${!key:-}" ]]; then
           printf -v "$key" '%s' "$value"
           export "${key?}"
@@ -95,6 +97,7 @@ network_volume="${NETWORK_VOLUME_ID:-}"
 gpu_count="${GPU_COUNT:-1}"
 disk_gb="${CONTAINER_DISK_GB:-60}"
 cloud="${CLOUD_TYPE:-SECURE}"
+min_cuda="${MIN_CUDA_VERSION:-13.0}"
 name="${POD_NAME:-socratic-tutor-train}"
 hf_secret="${HF_SECRET_NAME:-hf_token}"
 wandb_secret=""
@@ -128,6 +131,7 @@ while [[ $# -gt 0 ]]; do
     --gpu-count) gpu_count="$2" ;;
     --container-disk-gb) disk_gb="$2" ;;
     --cloud-type) cloud="$2" ;;
+    --min-cuda-version) min_cuda="$2" ;;
     --name) name="$2" ;;
     --hf-secret) hf_secret="$2" ;;
     --wandb-secret) wandb_secret="$2" ;;
@@ -153,6 +157,7 @@ for pair in "--volume-gb:$volume_gb" "--gpu-count:$gpu_count" "--container-disk-
 done
 [[ "$max_hours" =~ ^[0-9]+([.][0-9]+)?$ ]] || die "--max-runtime-hours must be a number (got '$max_hours')"
 [[ "$cloud" == SECURE || "$cloud" == COMMUNITY ]] || die "--cloud-type must be SECURE or COMMUNITY"
+[[ "$min_cuda" =~ ^[0-9]+[.][0-9]+$ ]] || die "--min-cuda-version must look like 13.0 (got '$min_cuda')"
 [[ "$hf_secret" =~ ^[A-Za-z0-9_-]+$ ]] || die "--hf-secret must be a RunPod secret name"
 command -v python3 >/dev/null || die "python3 is needed to build the --env JSON"
 
@@ -166,7 +171,8 @@ env_pairs=(CONFIG "$config" HUB_REPO_ID "$hub_repo" HUB_PRIVATE "$private" KEEP_
 env_json="$(python3 -c 'import json, sys; a = sys.argv[1:]; print(json.dumps(dict(zip(a[::2], a[1::2]))))' "${env_pairs[@]}")"
 
 cmd=(runpodctl pod create --name "$name" --image "$image" --gpu-id "$gpu" --gpu-count "$gpu_count"
-  --cloud-type "$cloud" --container-disk-in-gb "$disk_gb" --volume-mount-path /workspace)
+  --cloud-type "$cloud" --min-cuda-version "$min_cuda" --container-disk-in-gb "$disk_gb"
+  --volume-mount-path /workspace)
 if [[ -n "$network_volume" ]]; then
   cmd+=(--network-volume-id "$network_volume")
 else

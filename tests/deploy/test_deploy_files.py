@@ -1,0 +1,258 @@
+"""The deployment files, checked without a Docker engine.
+
+hadolint on every Dockerfile (warnings fail; an inline ignore needs a written reason on the line
+above), docker-compose.yml against the compose-spec JSON schema that check-jsonschema vendors plus
+the services the project promises, runpod.toml's keys and types as `runpodctl project` reads them
+and every path it names, .dockerignore keeping data and secrets out, every environment variable the
+images and scripts read documented in .env.example and docs/deployment.md, and the GPU pins in
+constraints.txt agreeing with pyproject.toml and the training base image.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+DOCKERFILES = sorted((REPO / "docker").glob("*.Dockerfile"))
+
+
+def run(*argv: str) -> subprocess.CompletedProcess:
+    return subprocess.run(argv, capture_output=True, text=True, timeout=60)
+
+
+# --- Dockerfiles ---------------------------------------------------------------------------------
+
+
+def test_there_are_three_images():
+    names = {p.name for p in DOCKERFILES}
+    assert names == {"train.Dockerfile", "serve.Dockerfile", "cpu.Dockerfile"}
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
+def test_hadolint_clean(dockerfile):
+    done = run(str(BIN / "hadolint"), "--failure-threshold", "warning", str(dockerfile))
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
+def test_hadolint_ignores_carry_a_reason(dockerfile):
+    lines = dockerfile.read_text().splitlines()
+    for i, line in enumerate(lines):
+        if "hadolint ignore=" in line:
+            above = lines[i - 1].strip() if i else ""
+            assert above.startswith("#") and len(above) > 10, f"{dockerfile.name}:{i + 1}"
+
+
+def test_hadolint_catches_a_bad_dockerfile(tmp_path):
+    bad = tmp_path / "Dockerfile"
+    bad.write_text("FROM ubuntu\nRUN apt-get update && apt-get install -y curl\n")
+    done = run(str(BIN / "hadolint"), "--failure-threshold", "warning", str(bad))
+    assert done.returncode != 0 and "DL3008" in done.stdout
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
+def test_images_share_the_conventions(dockerfile):
+    text = dockerfile.read_text()
+    assert re.search(r"^ARG \w+=[\w./-]+:[\w.-]+$", text, re.M), "a pinned, tagged base image"
+    for needed in ("org.opencontainers.image.title", "DEBIAN_FRONTEND=noninteractive"):
+        assert needed in text
+    assert "PYTHONUNBUFFERED=1" in text and "-c constraints.txt" in text
+    assert not re.search(r"^(ENV|ARG)\b.*(TOKEN|API_KEY)", text, re.M), "a secret in the image"
+    for path in re.findall(r"/app/(docker/[\w.]+)", text):
+        assert (REPO / path).is_file(), path
+
+
+def test_training_base_image_fits_unsloth():
+    text = (REPO / "docker" / "train.Dockerfile").read_text()
+    torch = re.search(r"pytorch/pytorch:(\d+)\.(\d+)\.\d+-cuda", text)
+    assert torch, "a pinned pytorch/pytorch base"
+    assert (2, 4) <= (int(torch[1]), int(torch[2])) < (2, 15)  # unsloth 2026.10: torch >=2.4,<2.15
+
+
+def test_serving_image_installs_only_the_serve_extra():
+    text = (REPO / "docker" / "serve.Dockerfile").read_text()
+    assert re.search(r"^ARG VLLM_IMAGE=vllm/vllm-openai:v\d+\.\d+\.\d+$", text, re.M)
+    installs = [line for line in text.splitlines() if "pip install" in line]
+    assert installs and all("torch" not in line for line in installs)
+    assert any('".[serve]"' in line for line in installs)
+    assert "--mount=type=secret,id=hf_token" in text  # baked models never put the token in a layer
+
+
+# --- docker-compose.yml --------------------------------------------------------------------------
+
+
+def test_compose_matches_the_compose_spec():
+    done = run(
+        str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.compose-spec",
+        str(REPO / "docker-compose.yml"),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_compose_schema_check_rejects_a_broken_file(tmp_path):
+    broken = tmp_path / "docker-compose.yml"
+    broken.write_text(
+        "services:\n  serve:\n    image: x\n    ports: 8000\n    restart: sometimes\n"
+    )
+    done = run(
+        str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.compose-spec", str(broken)
+    )
+    assert done.returncode != 0
+
+
+def test_compose_services():
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    services = compose["services"]
+    assert set(services) == {"serve", "train", "tiny-train", "serve-cpu"}
+    assert "models" in compose["volumes"]
+    for name, service in services.items():
+        assert any(v.startswith("models:") for v in service["volumes"]), name
+        assert service["env_file"] == [{"path": ".env", "required": False}], name
+        if "build" in service:
+            assert (REPO / service["build"]["dockerfile"]).is_file(), name
+    for name in ("serve", "train"):
+        (device,) = services[name]["deploy"]["resources"]["reservations"]["devices"]
+        assert device["capabilities"] == ["gpu"], name
+    assert "profiles" not in services["serve"]
+    assert services["train"]["profiles"] == ["train"]
+    assert services["serve"]["environment"]["MODE"] == "gateway"
+    assert services["serve"]["ports"] == ["${SERVE_PORT:-8000}:8000"]
+    cpu = services["serve-cpu"]
+    assert cpu["profiles"] == ["cpu"] and "deploy" not in cpu
+    assert cpu["command"][cpu["command"].index("--engine") + 1] == "transformers"
+    assert cpu["depends_on"]["tiny-train"]["condition"] == "service_completed_successfully"
+    tiny = services["tiny-train"]["command"]
+    assert (REPO / tiny[tiny.index("--config") + 1]).is_file()
+    exported = next(a.split("=", 1)[1] for a in tiny if a.startswith("export.out_dir="))
+    assert cpu["command"][cpu["command"].index("--model") + 1] == exported
+
+
+# --- runpod.toml ---------------------------------------------------------------------------------
+
+
+def test_runpod_toml_has_what_runpodctl_project_reads():
+    cfg = tomllib.loads((REPO / "runpod.toml").read_text())
+    project, runtime, endpoint = cfg["project"], cfg["runtime"], cfg["endpoint"]
+    assert isinstance(cfg["name"], str) and cfg["name"]
+    # Types as runpodctl's Go code asserts them (a wrong type panics there).
+    assert re.fullmatch(r"[0-9a-f]{8}", project["uuid"])
+    for key in ("base_image", "volume_mount_path", "ports"):
+        assert isinstance(project[key], str) and project[key], key
+    for key in ("gpu_count", "container_disk_size_gb"):
+        assert isinstance(project[key], int) and project[key] > 0, key
+    assert project["gpu_types"] and all(g.startswith("NVIDIA ") for g in project["gpu_types"])
+    assert all(isinstance(v, str) for v in project["env_vars"].values())
+    assert re.fullmatch(r"\d+/(http|tcp)(, ?\d+/(http|tcp))*", project["ports"])
+    assert re.fullmatch(r"3\.\d+", runtime["python_version"])
+    assert runtime["handler_path"] == "handler.py"
+    assert 0 <= endpoint["active_workers"] <= endpoint["max_workers"]
+    assert isinstance(endpoint["flashboot"], bool)
+    serve = (REPO / "docker" / "serve.Dockerfile").read_text()
+    assert f"ARG VLLM_IMAGE={project['base_image']}" in serve  # one vLLM version everywhere
+
+
+def test_runpod_toml_paths_exist():
+    runtime = tomllib.loads((REPO / "runpod.toml").read_text())["runtime"]
+    for key in ("handler_path", "requirements_path"):
+        assert (REPO / runtime[key]).is_file(), key
+    requirements = REPO / runtime["requirements_path"]
+    lines = [x for x in requirements.read_text().splitlines() if x and not x.startswith("#")]
+    assert lines == ["-c ../constraints.txt", "-e .[serve]"]
+    assert (requirements.parent / "../constraints.txt").resolve() == REPO / "constraints.txt"
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert "serve" in extras["optional-dependencies"]
+
+
+# --- secrets, context and documentation ----------------------------------------------------------
+
+
+def test_dockerignore_keeps_data_outputs_and_secrets_out():
+    rules = [x for x in (REPO / ".dockerignore").read_text().splitlines() if x and x[0] != "#"]
+    for rule in (
+        "**/.env",
+        "**/.git",
+        "**/.venv",
+        "runs/",
+        "outputs/",
+        "data/*",
+        "**/*.safetensors",
+    ):
+        assert rule in rules, rule
+    for keep in ("!data/sample/", "!data/eval/", "!data/prompts/"):
+        assert keep in rules, keep
+
+
+def env_names_used() -> set[str]:
+    """Every variable the entry points, the launch script and compose read."""
+    pod = (REPO / "docker" / "pod_entrypoint.py").read_text()
+    names = set(re.findall(r'env(?:\.get)?\(\s*"([A-Z_]+)"', pod))
+    names |= set(re.findall(r'_number\(env, "([A-Z_]+)"', pod))
+    names |= {"HF_TOKEN", "RUNPOD_API_KEY", "WANDB_API_KEY"}
+    serve = (REPO / "docker" / "serve_entrypoint.sh").read_text()
+    names |= set(re.findall(r"\$\{([A-Z_]+)", serve))
+    launch = (REPO / "scripts" / "launch_training.sh").read_text()
+    names |= set(re.findall(r"\$\{([A-Z][A-Z_]+):-", launch))
+    compose = (REPO / "docker-compose.yml").read_text()
+    names |= set(re.findall(r"\$\{([A-Z_]+)", compose))
+    try:
+        from server.cli import SERVE_FLAGS
+
+        names |= {flag[3] for flag in SERVE_FLAGS}
+    except ImportError:
+        pass
+    # Set by bash, by RunPod itself, or internal to one script.
+    return names - {"BASH_SOURCE", "ENV_FILE", "BAKED_MODEL_DIR", "RUNPOD_POD_ID"}
+
+
+def env_example() -> dict[str, str]:
+    lines = (REPO / ".env.example").read_text().splitlines()
+    documented = {}
+    for i, line in enumerate(lines):
+        if m := re.match(r"([A-Z_][A-Z0-9_]*)=", line):
+            comment = next((x for x in reversed(lines[:i]) if not re.match(r"[A-Z_]+=", x)), "")
+            documented[m[1]] = comment
+    return documented
+
+
+def test_env_example_lists_every_variable_with_a_comment():
+    documented = env_example()
+    missing = env_names_used() - set(documented)
+    assert not missing, f"add to .env.example: {sorted(missing)}"
+    for name, comment in documented.items():
+        assert comment.startswith("# "), name
+    secrets = ("HF_TOKEN", "RUNPOD_API_KEY", "WANDB_API_KEY", "API_KEYS")
+    text = (REPO / ".env.example").read_text()
+    for name in secrets:
+        assert re.search(rf"^{name}=$", text, re.M), f"{name} must be empty in .env.example"
+
+
+def test_deployment_doc_mentions_every_variable():
+    doc = (REPO / "docs" / "deployment.md").read_text()
+    missing = [name for name in env_example() if f"`{name}`" not in doc]
+    assert not missing, f"document in docs/deployment.md: {missing}"
+
+
+# --- constraints ---------------------------------------------------------------------------------
+
+
+def test_gpu_pins_agree_with_pyproject():
+    pins = dict(
+        re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)$", (REPO / "constraints.txt").read_text(), re.M)
+    )
+    gpu = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"][
+        "gpu"
+    ]
+    unsloth = next(r for r in gpu if r.startswith("unsloth"))
+    assert unsloth == f"unsloth=={pins['unsloth']}"
+    assert pins["unsloth_zoo"] == pins["unsloth"]
+    for name in ("bitsandbytes", "xformers"):
+        assert name in pins, name
+    assert not {"torch", "torchvision", "triton"} & set(pins)  # they come from the base image
