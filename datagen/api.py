@@ -153,6 +153,10 @@ class Endpoint:
     def _adapt(self, e: openai.APIStatusError, sent: dict[str, Any]) -> bool:
         """Drop or rename a parameter a 400 complains about; True when there is one to retry."""
         text = f"{e.param or ''} {_message(e)}".lower()
+        if any(name in sent and name in self.dropped for name in _ADAPTABLE):
+            return True  # another request adapted meanwhile: retry with the current parameters
+        if self.use_max_completion_tokens and "max_tokens" in sent:
+            return True
         for name in _ADAPTABLE:
             if name not in sent or name not in text:
                 continue

@@ -40,11 +40,15 @@ def extract_conversations(text: str) -> Extraction:
     start = _first_json(body)
     if start is None:
         return Extraction(unparsed=1, errors=["no JSON array or object in the reply"])
-    body = remove_trailing_commas(body[start:])
+    body = body[start:]
     try:
         value, end = _DECODER.raw_decode(body)
     except json.JSONDecodeError:
-        return _scan(body)
+        body = remove_trailing_commas(body)  # only when needed: it walks the whole reply
+        try:
+            value, end = _DECODER.raw_decode(body)
+        except json.JSONDecodeError:
+            return _scan(body)
     if body[end:].lstrip(", \n\r\t").startswith("{"):
         return _scan(body)  # objects one after another, not in an array
     return Extraction(items=_as_items(value))

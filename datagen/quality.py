@@ -167,8 +167,18 @@ class _LSH:
             self.buckets[b][key].append(idx)
 
 
+@dataclass(frozen=True)
+class DupKeys:
+    exact: bytes  # 16-byte hash of the normalised fingerprint
+    opening: array  # MinHash of the student's first message
+    dialogue: array  # MinHash of every non-system message
+
+
 class Deduper:
-    """Exact and near-duplicate detection over everything `add`ed so far."""
+    """Exact and near-duplicate detection over everything `add`ed so far.
+
+    d.check(k := d.keys(messages)) or d.add(k)
+    """
 
     def __init__(self, opening_threshold: float = 0.8, dialogue_threshold: float = 0.7):
         self.exact: set[bytes] = set()
@@ -176,27 +186,28 @@ class Deduper:
         self.dialogue = _LSH(dialogue_threshold)
 
     @staticmethod
-    def _keys(messages: list[dict[str, str]]) -> tuple[bytes, array, array]:
+    def keys(messages: list[dict[str, str]]) -> DupKeys:
+        """The exact key and the two MinHash signatures (compute once, check and add many)."""
         exact = hashlib.blake2b(fingerprint(messages).encode(), digest_size=16).digest()
         dialogue = [m["content"] for m in messages if m["role"] != "system"]
-        return exact, minhash(shingles(dialogue[0])), minhash(shingles("\n".join(dialogue)))
+        return DupKeys(
+            exact, minhash(shingles(dialogue[0])), minhash(shingles("\n".join(dialogue)))
+        )
 
-    def check(self, messages: list[dict[str, str]]) -> str | None:
+    def check(self, keys: DupKeys) -> str | None:
         """The duplicate kind ("exact", "near: opening", "near: dialogue") or None."""
-        exact, opening, dialogue = self._keys(messages)
-        if exact in self.exact:
+        if keys.exact in self.exact:
             return "exact"
-        if self.opening.best(opening) >= self.opening.threshold:
+        if self.opening.best(keys.opening) >= self.opening.threshold:
             return "near: opening"
-        if self.dialogue.best(dialogue) >= self.dialogue.threshold:
+        if self.dialogue.best(keys.dialogue) >= self.dialogue.threshold:
             return "near: dialogue"
         return None
 
-    def add(self, messages: list[dict[str, str]]) -> None:
-        exact, opening, dialogue = self._keys(messages)
-        self.exact.add(exact)
-        self.opening.add(opening)
-        self.dialogue.add(dialogue)
+    def add(self, keys: DupKeys) -> None:
+        self.exact.add(keys.exact)
+        self.opening.add(keys.opening)
+        self.dialogue.add(keys.dialogue)
 
     def __len__(self) -> int:
         return len(self.exact)

@@ -25,7 +25,7 @@ from datagen.extract import extract_conversations
 from datagen.generate import Counts, GenerateArgs, Manifest, log, max_tokens_for
 from datagen.prompting import RequestPlan, generator_messages, generator_response_format
 from datagen.prompting import plan_request as _plan_request
-from datagen.quality import Deduper, Rejected, Rules, check_candidate, socratic_problem
+from datagen.quality import Deduper, DupKeys, Rejected, Rules, check_candidate, socratic_problem
 from datagen.store import Appender, read_existing, side_file, write_manifest
 from tutor.data import Report, iter_conversations
 from tutor.schema import Conversation, Limits
@@ -120,11 +120,11 @@ class Run:
         existing = read_existing(args.out, _READ_LIMITS)
         self.have = existing.count
         for messages in existing.messages:
-            self.deduper.add(messages)
+            self.deduper.add(self.deduper.keys(messages))
         for path in args.dedupe_against:
             report = Report()
             for conv in iter_conversations([path], report, limits=_READ_LIMITS):
-                self.deduper.add(conv.messages)
+                self.deduper.add(self.deduper.keys(conv.messages))
             log(
                 f"dedupe against {path}: {report.valid} conversations ({len(report.invalid)} invalid rows ignored)"
             )
@@ -260,15 +260,16 @@ class Run:
                 self._reject(plan, slot, r, item)
                 continue
             c.valid += 1
-            if dup := self.deduper.check(conv.messages):
+            keys = self.deduper.keys(conv.messages)
+            if dup := self.deduper.check(keys):
                 c.duplicates[dup] += 1
                 continue
-            candidates.append((slot, conv))
+            candidates.append((slot, conv, keys))
         if self.critic_template is None:
-            results = [(slot, conv, False, None) for slot, conv in candidates]
+            results = [(slot, conv, False, None, keys) for slot, conv, keys in candidates]
         else:
             outcomes = await asyncio.gather(
-                *(self._critique(plan, slot, conv) for slot, conv in candidates),
+                *(self._critique(plan, slot, conv, keys) for slot, conv, keys in candidates),
                 return_exceptions=True,
             )
             for o in outcomes:
@@ -277,7 +278,9 @@ class Run:
             results = [o for o in outcomes if o is not None]
         self._commit(plan, results)
 
-    async def _critique(self, plan: RequestPlan, slot: int, conv: Conversation) -> tuple | None:
+    async def _critique(
+        self, plan: RequestPlan, slot: int, conv: Conversation, keys: DupKeys
+    ) -> tuple | None:
         args = self.args
         self.counts.critiqued += 1
         entry: dict[str, Any] = {"request": plan.index, "slot": slot, "original": conv.messages[1:]}
@@ -310,7 +313,7 @@ class Run:
         if not crit.falls_short(args.min_score):
             try:
                 socratic_problem(conv.messages, self.rules, answer)
-                return slot, conv, False, entry
+                return slot, conv, False, entry, keys
             except Rejected as r:
                 if not crit.revision:
                     return self._reject(
@@ -333,7 +336,7 @@ class Run:
             reason = f"critique: revision failed {r.reason}"
             return self._reject(plan, slot, Rejected(reason, r.detail), crit.revision, entry)
         entry["revision"] = revised.messages[1:]
-        return slot, revised, True, entry
+        return slot, revised, True, entry, self.deduper.keys(revised.messages)
 
     def _reject(
         self, plan: RequestPlan, slot: int, r: Rejected, item: Any, entry: dict | None = None
@@ -357,15 +360,15 @@ class Run:
     def _commit(self, plan: RequestPlan, results: list[tuple]) -> None:
         """Dedupe against everything accepted so far, stop at --n, append durably."""
         c, records, entries = self.counts, [], []
-        for slot, conv, revised, entry in results:
-            if dup := self.deduper.check(conv.messages):
+        for slot, conv, revised, entry, keys in results:
+            if dup := self.deduper.check(keys):
                 c.duplicates[dup] += 1
                 outcome = f"duplicate ({dup})"
             elif self.total >= self.args.n:
                 c.surplus += 1
                 outcome = "surplus"
             else:
-                self.deduper.add(conv.messages)
+                self.deduper.add(keys)
                 c.accepted += 1
                 c.revised += revised
                 records.append(self._record(plan, slot, conv, revised))

@@ -126,19 +126,19 @@ def test_system_prompt_is_replaced_and_the_final_turn_may_confirm() -> None:
 def test_dedupe_exact_near_and_distinct() -> None:
     d = Deduper()
     a = conversation(1, 3)
-    d.add(a)
-    assert d.check([dict(m) for m in a]) == "exact"
+    d.add(d.keys(a))
+    assert d.check(d.keys([dict(m) for m in a])) == "exact"
     shouted = [{**m, "content": m["content"].upper() + "  "} for m in a]
-    assert d.check(shouted) == "exact"  # normalised case and whitespace
+    assert d.check(d.keys(shouted)) == "exact"  # normalised case and whitespace
     reopened = [dict(m) for m in a]
     reopened[1] = {"role": "assistant", "content": "A completely different first reply?"}
     reopened[3] = {"role": "assistant", "content": "And another different reply here?"}
-    assert d.check(reopened) == "near: opening"
+    assert d.check(d.keys(reopened)) == "near: opening"
     edited = [dict(m) for m in a]
     edited[0] = {"role": "user", "content": "Totally new opening question from me?"}
     edited[-1] = {"role": "assistant", "content": edited[-1]["content"] + " Well done."}
-    assert d.check(edited) == "near: dialogue"
-    assert all(d.check(conversation(i, 3)) is None for i in range(2, 200))
+    assert d.check(d.keys(edited)) == "near: dialogue"
+    assert all(d.check(d.keys(conversation(i, 3))) is None for i in range(2, 200))
 
 
 def test_critique_parsing() -> None:
