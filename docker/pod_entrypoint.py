@@ -68,6 +68,7 @@ class PodSettings:
     grace_s: float
     max_runtime_s: float
     socratic: str
+    train_launcher: tuple[str, ...]
     secrets: tuple[str, ...]
 
 
@@ -106,13 +107,16 @@ def settings_from_env(env: Mapping[str, str]) -> PodSettings:
         grace_s=_number(env, "FAILURE_GRACE_SECONDS", 600.0),
         max_runtime_s=_number(env, "MAX_RUNTIME_HOURS", 24.0) * 3600.0,
         socratic=env.get("SOCRATIC_BIN") or "socratic",
+        train_launcher=tuple(shlex.split(env.get("TRAIN_LAUNCHER", ""))),
         secrets=tuple(env[n] for n in SECRET_NAMES if len(env.get(n, "")) >= 4),
     )
 
 
 def stage_commands(s: PodSettings) -> list[tuple[str, list[str]]]:
     """(stage name, argv). Secrets never go on a command line: the children read the environment."""
-    train = [s.socratic, "train", "--config", s.config, f"train.output_dir={s.run_dir}"]
+    # Several GPUs: TRAIN_LAUNCHER="accelerate launch --num_processes 2 -m trainer.cli".
+    launcher = list(s.train_launcher) or [s.socratic]
+    train = [*launcher, "train", "--config", s.config, f"train.output_dir={s.run_dir}"]
     train += ["train.resume=auto", "export.after_train=false", *s.train_args]
     export = [s.socratic, "export", "--run", str(s.run_dir), "--out", str(s.run_dir / "export")]
     if s.hub_repo_id:

@@ -26,7 +26,8 @@ options:
   --config FILE            training preset inside the image (CONFIG; default configs/qwen2.5-7b-qlora.yaml)
   --volume-gb N            pod volume size, GB (VOLUME_GB; default 100)
   --network-volume ID      attach this network volume instead; it outlives the pod (NETWORK_VOLUME_ID)
-  --gpu-count N            GPUs in the pod (GPU_COUNT; default 1)
+  --gpu-count N            GPUs in the pod (GPU_COUNT; default 1); above 1 the job runs under
+                           `accelerate launch` with the hf backend (DDP; unsloth is single-GPU)
   --container-disk-gb N    container disk, GB (CONTAINER_DISK_GB; default 60)
   --cloud-type TYPE        SECURE or COMMUNITY (CLOUD_TYPE; default SECURE)
   --min-cuda-version V     only hosts whose driver runs this CUDA; the image is built on CUDA 13.0
@@ -165,6 +166,10 @@ command -v python3 >/dev/null || die "python3 is needed to build the --env JSON"
 env_pairs=(CONFIG "$config" HUB_REPO_ID "$hub_repo" HUB_PRIVATE "$private" KEEP_POD "$keep_pod"
   MAX_RUNTIME_HOURS "$max_hours" FAILURE_GRACE_SECONDS "$grace" VOLUME_DIR /workspace
   HF_TOKEN "{{ RUNPOD_SECRET_${hf_secret} }}")
+if [[ "$gpu_count" -gt 1 ]]; then
+  env_pairs+=(TRAIN_LAUNCHER "accelerate launch --num_processes $gpu_count -m trainer.cli")
+  train_args="train.backend=hf${train_args:+ $train_args}"
+fi
 [[ -n "$run_name" ]] && env_pairs+=(RUN_NAME "$run_name")
 [[ -n "$train_args" ]] && env_pairs+=(TRAIN_ARGS "$train_args")
 [[ -n "$wandb_secret" ]] && env_pairs+=(WANDB_API_KEY "{{ RUNPOD_SECRET_${wandb_secret} }}")

@@ -106,7 +106,9 @@ def test_dry_run_options(launch):
     assert env["HF_TOKEN"] == "{{ RUNPOD_SECRET_my_hf }}"
     assert env["WANDB_API_KEY"] == "{{ RUNPOD_SECRET_wb }}"
     assert (env["HUB_PRIVATE"], env["KEEP_POD"], env["RUN_NAME"]) == ("1", "1", "r1")
-    assert env["TRAIN_ARGS"] == "train.epochs=1 lora.r=8"
+    # Two GPUs: DDP through accelerate with the hf backend.
+    assert env["TRAIN_LAUNCHER"] == "accelerate launch --num_processes 2 -m trainer.cli"
+    assert env["TRAIN_ARGS"] == "train.backend=hf train.epochs=1 lora.r=8"
     assert env["CONFIG"] == "configs/tiny-cpu.yaml"
 
 

@@ -21,6 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+import yaml
 
 HERE = Path(__file__).resolve().parent
 ENTRYPOINT = HERE.parents[1] / "docker" / "pod_entrypoint.py"
@@ -284,7 +285,32 @@ def test_settings_defaults_and_bad_numbers(tmp_path):
     assert "--push-to-hub" not in export  # no repo, no push
     s = module.settings_from_env({"HUB_REPO_ID": "me/x", "HUB_PRIVATE": "1"})
     assert module.stage_commands(s)[1][1][-3:] == ["--push-to-hub", "me/x", "--private"]
+    s = module.settings_from_env({"TRAIN_LAUNCHER": "accelerate launch --num_processes 2 -m x"})
+    train, export = (argv for _, argv in module.stage_commands(s))
+    assert train[:6] == ["accelerate", "launch", "--num_processes", "2", "-m", "x"]
+    assert train[6] == "train" and export[:2] == ["socratic", "export"]
     with pytest.raises(SystemExit, match="MAX_RUNTIME_HOURS"):
         module.settings_from_env({"MAX_RUNTIME_HOURS": "soon"})
     with pytest.raises(SystemExit, match="FAILURE_GRACE_SECONDS"):
         module.settings_from_env({"FAILURE_GRACE_SECONDS": "-1"})
+
+
+@pytest.mark.parametrize("config", ["configs/qwen2.5-7b-qlora.yaml", "configs/tiny-cpu.yaml"])
+def test_the_real_trainer_accepts_the_train_command(tmp_path, config):
+    """The overrides the pod passes are valid keys for the real config loader."""
+    module = load_module()
+    s = module.settings_from_env({"VOLUME_DIR": str(tmp_path), "CONFIG": config})
+    argv = module.stage_commands(s)[0][1]
+    socratic = Path(sys.executable).parent / "socratic"
+    done = subprocess.run(
+        [str(socratic), *argv[1:], "--print-config"],
+        cwd=HERE.parents[1],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    resolved = yaml.safe_load(done.stdout)
+    assert resolved["train"]["output_dir"] == str(s.run_dir)
+    assert resolved["train"]["resume"] == "auto"
+    assert resolved["export"]["after_train"] is False
