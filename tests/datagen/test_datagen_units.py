@@ -191,3 +191,15 @@ def test_truncate_partial_line(tmp_path, content: bytes, kept: bytes) -> None:
     finally:
         os.close(fd)
     assert p.read_bytes() == kept
+
+
+def test_cli_registration_imports_nothing_heavy() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, tutor.cli; tutor.cli.build_parser(); "
+        "heavy = [m for m in ('openai', 'datasets', 'uvicorn') if m in sys.modules]; "
+        "assert not heavy, heavy"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
