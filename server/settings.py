@@ -65,6 +65,9 @@ class Settings:
         values.update(overrides)
         if values.get("model_dir") is None and env.get("MODEL"):
             values["model_dir"] = env["MODEL"]  # the engine's model: tutor.json may sit in it
+        cap = values.get("max_tokens_cap", cls.max_tokens_cap)
+        if "default_max_tokens" not in values and cap < cls.default_max_tokens:
+            values["default_max_tokens"] = cap  # a lower cap lowers the unset default with it
         if "system_prompt" not in values and "SYSTEM_PROMPT" not in env:
             values["system_prompt"] = tutor_system_prompt(values.get("model_dir"))
         settings = cls(**values)

@@ -135,3 +135,33 @@ def test_sigterm_reaches_the_process_group(tmp_path):
             break
         time.sleep(0.1)
     assert marker.exists()
+
+
+def test_watcher_restarts_a_dead_engine_then_gives_up(tmp_path):
+    """An engine that serves /health for a second and dies: restarted once, then the gateway stops."""
+    from types import SimpleNamespace
+
+    from server.launch import watch_engine
+
+    port = free_port()
+    script = (
+        "import http.server, threading, time\n"
+        "class H(http.server.BaseHTTPRequestHandler):\n"
+        "    def do_GET(self): self.send_response(200); self.end_headers()\n"
+        "    def log_message(self, *a): pass\n"
+        f"s = http.server.HTTPServer(('127.0.0.1', {port}), H)\n"
+        "threading.Thread(target=s.serve_forever, daemon=True).start()\n"
+        "print('serving', flush=True); time.sleep(1.5); print('segfault', flush=True)\n"
+        "raise SystemExit(139)\n"
+    )
+    engine = EngineProcess(
+        [sys.executable, "-c", script], {}, f"http://127.0.0.1:{port}/health", echo=False
+    )
+    engine.start()
+    engine.wait_healthy(30)
+    server, state = SimpleNamespace(should_exit=False), {}
+    spec = EngineSpec(model="m", engine_start_timeout_s=30)
+    watch_engine(engine, spec, server, max_restarts=1, state=state)
+    assert server.should_exit and state["failed"]
+    assert list(engine.lines).count("serving") == 2  # started, then restarted once
+    assert engine.lines[-1] == "segfault"
