@@ -94,11 +94,13 @@ class GenerateArgs:
         for bad, message in problems:
             if bad:
                 raise ValueError(message)
-        if self.max_cost is not None and self.price() is None:
-            raise ValueError(
-                f"--max-cost needs a price: {self.model!r} is not in the price table; "
-                "give --price-in and --price-out (USD per 1M tokens)"
-            )
+        models = [self.model] + ([self.critic_model] if self.critique and self.critic_model else [])
+        for model in models:
+            if self.max_cost is not None and self.price(model) is None:
+                raise ValueError(
+                    f"--max-cost needs a price: {model!r} is not in the price table; "
+                    "give --price-in and --price-out (USD per 1M tokens)"
+                )
 
     def price(self, model: str | None = None) -> tuple[float, float] | None:
         return price_for(model or self.model, self.price_in, self.price_out)
