@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """Training pod entry point: train, export + push to the Hub, then remove the pod so nothing bills.
 
 The training image runs this (standard library only) as its ENTRYPOINT; every setting is an
@@ -17,7 +18,8 @@ Pod lifecycle, only when `RUNPOD_POD_ID` is set:
   `FAILURE_GRACE_SECONDS`, remove the pod, exit 1;
 - `KEEP_POD=1`: never remove; SIGTERM (someone else stops the pod): stop the stage, exit 143.
 Secrets (HF_TOKEN, RUNPOD_API_KEY, ...) are read from the environment only, never put on a command
-line, and masked in every log line.
+line, and masked in every log line; a stage that writes one into a text file under the run
+directory (config, model card, metadata) fails.
 """
 
 from __future__ import annotations
@@ -50,6 +52,8 @@ SECRET_NAMES = (
 )
 FINAL_OUTCOMES = ("success", "failed", "watchdog")
 KILL_WAIT_S = 30.0  # SIGTERM, then SIGKILL after this long
+# Where a stage could write a secret by mistake: configs, model cards, metadata, logs.
+LEAK_SUFFIXES = (".json", ".yaml", ".yml", ".md", ".txt", ".jinja", ".log", ".csv")
 
 
 @dataclass(frozen=True)
@@ -228,6 +232,22 @@ def write_summary(path: Path, summary: dict) -> None:
     os.replace(tmp, path)  # a crash never leaves a half-written summary
 
 
+def find_leaks(root: Path, secrets: tuple[str, ...]) -> list[Path]:
+    """Text files under `root` (configs, model cards, summaries) that contain a secret value."""
+    if not secrets:
+        return []
+    leaks = []
+    for path in sorted(root.rglob("*")):
+        if path.suffix not in LEAK_SUFFIXES or not path.is_file():
+            continue
+        if path.stat().st_size > 50_000_000:
+            continue
+        text = path.read_text(encoding="utf-8", errors="replace")
+        if any(secret in text for secret in secrets):
+            leaks.append(path)
+    return leaks
+
+
 def run_stages(s: PodSettings, summary: dict, env: dict[str, str], log: Logger) -> str:
     """Run the stages not done yet; returns the outcome: success | failed | watchdog | interrupted."""
     deadline = time.monotonic() + s.max_runtime_s if s.max_runtime_s > 0 else None
@@ -244,6 +264,10 @@ def run_stages(s: PodSettings, summary: dict, env: dict[str, str], log: Logger) 
         started = time.time()
         code = run_stage(argv, s.run_dir / f"{name}.log", env, stopper, s.secrets)
         status = "done" if code == 0 and not stopper.reason else stopper.reason or "failed"
+        leaks = find_leaks(s.run_dir, s.secrets) if status == "done" else []
+        if leaks:
+            log(f"stage {name}: a secret value was written to {', '.join(map(str, leaks))}")
+            status = "failed"
         summary["stages"][name] = {
             "status": status,
             "returncode": code,

@@ -267,6 +267,14 @@ def test_another_config_starts_fresh(pod):
     assert calls[2]["argv"][-1] == "train.epochs=1"
 
 
+def test_a_secret_written_into_the_export_fails_the_run(pod):
+    code, out, _ = pod.run({"FAKE_SOCRATIC_EXPORT": "leak", "KEEP_POD": "1"})
+    assert code == 1
+    assert "a secret value was written to" in out and "README.md" in out
+    assert HF_TOKEN not in out
+    assert pod.summary()["stages"]["export"]["status"] == "failed"
+
+
 def test_not_on_a_pod_nothing_is_removed(pod):
     code, out, _ = pod.run({"RUNPOD_POD_ID": ""})
     assert code == 0
