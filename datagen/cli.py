@@ -42,7 +42,7 @@ def register(data: argparse._SubParsersAction) -> None:
     add(
         "--exchanges",
         type=_exchanges,
-        default=(2, 6),
+        default="2-6",
         metavar="MIN-MAX",
         help="user+assistant pairs per conversation, drawn per request (e.g. 2-6 or 4)",
     )
