@@ -14,7 +14,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -199,7 +199,14 @@ async def handle_chat(
     )
 
 
-async def stream_events(resp, settings, metrics, log, started, release) -> AsyncIterator[str]:
+async def stream_events(
+    resp: httpx.Response,
+    settings: Settings,
+    metrics: Metrics,
+    log: dict,
+    started: float,
+    release: Callable[[], None],
+) -> AsyncIterator[str]:
     """Relay the engine's chunks as they come; a failure mid-stream ends with an error event."""
     status, error, completion = 200, None, 0
     try:
