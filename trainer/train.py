@@ -12,6 +12,7 @@ train_summary.json.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import time
@@ -152,6 +153,8 @@ def make_trainer(cfg, model, tokenizer, data, run_dir, config_yaml, seq_lengths_
     dtype = torch_dtype(cfg.model.compute_dtype, cuda)
     has_eval = bool(data["eval"]) and t.eval_steps != 0
     wandb = bool(os.environ.get("WANDB_API_KEY"))
+    if wandb and importlib.util.find_spec("wandb") is None:
+        raise ValueError("WANDB_API_KEY is set but wandb is not installed (pip install wandb)")
     if wandb:
         os.environ.setdefault("WANDB_PROJECT", cfg.wandb.project)
         if cfg.wandb.entity:
