@@ -60,10 +60,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.print_config:
         print(cfg.to_yaml(), end="")
         return 0
+    from trainer.export import PushError
     from trainer.train import train
 
     try:
         run_dir = train(cfg)
+    except PushError as err:
+        raise CommandError(str(err), code=1) from None
     except ValueError as err:
         raise CommandError(str(err)) from None
     print(f"run dir: {run_dir}")
@@ -71,11 +74,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from trainer.export import export_run
+    from trainer.export import PushError, export_run
     from tutor.cli import CommandError
 
     try:
         out = export_run(args.run, args.out, args.push_to_hub, args.private)
+    except PushError as err:
+        raise CommandError(str(err), code=1) from None
     except (FileNotFoundError, ValueError) as err:
         raise CommandError(str(err)) from None
     print(f"export dir: {out}")

@@ -21,9 +21,9 @@ def choose_backend(requested: str) -> tuple[str, str]:
         return "hf", "requested in the config"
     if requested == "unsloth":
         if not cuda:
-            raise RuntimeError("train.backend=unsloth needs a CUDA GPU (none found); use hf")
+            raise ValueError("train.backend=unsloth needs a CUDA GPU (none found); use hf")
         if not has_unsloth:
-            raise RuntimeError("train.backend=unsloth but unsloth is not installed (pip '.[gpu]')")
+            raise ValueError("train.backend=unsloth but unsloth is not installed (pip '.[gpu]')")
         return "unsloth", "requested in the config"
     if requested != "auto":
         raise ValueError(
