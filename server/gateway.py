@@ -192,11 +192,35 @@ async def handle_chat(
         finish(metrics, log, started, 200)
         return JSONResponse(data, headers={REQUEST_ID: rid})
     events = stream_events(resp, settings, metrics, log, started, release)
-    return StreamingResponse(
+
+    async def on_close() -> None:
+        await events.aclose()  # runs the relay's own cleanup if it had started
+        if not released:  # the client left before the relay's first step
+            finish(metrics, log, started, 499, error="client_disconnected")
+            release()
+        await resp.aclose()
+
+    return RelayResponse(
         events,
+        on_close,
         media_type="text/event-stream",
         headers={REQUEST_ID: rid, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
+
+
+class RelayResponse(StreamingResponse):
+    """A stream that always runs `on_close`: Starlette may cancel a stream on a client's
+    disconnect before its generator ever ran, and then the generator's `finally` never runs."""
+
+    def __init__(self, content: Any, on_close: Callable[[], Any], **kwargs: Any):
+        super().__init__(content, **kwargs)
+        self.on_close = on_close
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self.on_close()
 
 
 async def stream_events(

@@ -39,6 +39,9 @@ def authenticate(header: str | None, keys: tuple[str, ...]) -> str | None:
     return key_id(token)
 
 
+_PRUNE_EVERY = 1024  # acquisitions between sweeps of idle callers' rate windows
+
+
 class KeyLimiter:
     """At most `max_in_flight` concurrent requests and `per_minute` requests (0 = unlimited) in any
     sliding 60 s window, per caller."""
@@ -48,6 +51,7 @@ class KeyLimiter:
         self.per_minute = per_minute
         self.in_flight: dict[str, int] = defaultdict(int)
         self.recent: dict[str, deque[float]] = defaultdict(deque)
+        self._acquired = 0
 
     def acquire(self, who: str, now: float | None = None) -> None:
         now = time.monotonic() if now is None else now
@@ -74,7 +78,15 @@ class KeyLimiter:
             )
         if self.per_minute:
             self.recent[who].append(now)
+            self._acquired += 1
+            if self._acquired % _PRUNE_EVERY == 0:
+                self.prune(now)
         self.in_flight[who] += 1
+
+    def prune(self, now: float) -> None:
+        """Forget callers with no request in the last minute (bounded memory without keys)."""
+        for stale in [w for w, q in self.recent.items() if not q or now - q[-1] >= 60.0]:
+            del self.recent[stale]
 
     def release(self, who: str) -> None:
         self.in_flight[who] -= 1
