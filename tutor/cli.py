@@ -71,4 +71,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m tutor.cli` runs this file as __main__; dispatch through the importable module so
+    # CommandError raised by stage modules (which import tutor.cli) is the class caught here.
+    from tutor.cli import main as _main
+
+    sys.exit(_main())
