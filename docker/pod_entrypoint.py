@@ -51,7 +51,9 @@ SECRET_NAMES = (
     "API_KEYS",
 )
 FINAL_OUTCOMES = ("success", "failed", "watchdog")
-KILL_WAIT_S = 30.0  # SIGTERM, then SIGKILL after this long
+# SIGTERM, then SIGKILL after this long: on SIGTERM the trainer finishes its optimizer step and
+# saves a checkpoint (a 7B step with gradient accumulation can take tens of seconds).
+KILL_WAIT_S = 120.0
 # Where a stage could write a secret by mistake: configs, model cards, metadata, logs.
 LEAK_SUFFIXES = (".json", ".yaml", ".yml", ".md", ".txt", ".jinja", ".log", ".csv")
 
