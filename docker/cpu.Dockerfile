@@ -41,9 +41,10 @@ COPY . .
 RUN python -m pip install --no-cache-dir --no-deps -c constraints.txt -e . \
     && socratic --help > /dev/null \
     && useradd --create-home --uid 1000 tutor \
-    && mkdir -p /models && chown tutor:tutor /models
+    && mkdir -p /models && chown -R 1000:1000 /models /app
 
-# A fresh named volume mounted at /models takes this owner, so the unprivileged user can write it.
+# Unprivileged: it writes runs/ and reports/ under /app, and /models (a fresh named volume
+# mounted there takes this owner).
 USER 1000:1000
 EXPOSE 8000
 ENTRYPOINT ["socratic"]

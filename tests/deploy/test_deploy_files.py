@@ -112,9 +112,10 @@ def test_compose_services():
     compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
     services = compose["services"]
     assert set(services) == {"serve", "train", "tiny-train", "serve-cpu"}
-    assert "models" in compose["volumes"]
+    assert set(compose["volumes"]) == {"models", "tiny-models"}
     for name, service in services.items():
-        assert any(v.startswith("models:") for v in service["volumes"]), name
+        volume = "tiny-models" if name in ("tiny-train", "serve-cpu") else "models"
+        assert service["volumes"] == [f"{volume}:/models"], name
         assert service["env_file"] == [{"path": ".env", "required": False}], name
         if "build" in service:
             assert (REPO / service["build"]["dockerfile"]).is_file(), name
