@@ -25,7 +25,7 @@ STAGES = (
     ("server.cli", "root"),
     ("evaluation.cli", "root"),
     ("bench.cli", "root"),
-    ("tutor.demo", "root"),
+    ("pipeline.demo", "root"),
 )
 
 

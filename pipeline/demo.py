@@ -1,0 +1,142 @@
+"""`socratic demo`: the whole pipeline on the embedded tiny model, on CPU, offline, in minutes.
+
+    socratic demo                   # what `make demo` runs
+    socratic demo --out runs/demo2 --eval-items 40
+
+1. train  LoRA on the bundled sample with configs/tiny-cpu.yaml (the GPU job's code path, with a
+          random-weight Qwen2-architecture model built locally), then export the merged model;
+2. serve  the tuned model and its untuned base, each behind the OpenAI-compatible gateway
+          (engine: `transformers serve`);
+3. chat   one exchange with the tuned tutor through the official openai client;
+4. eval   base against tuned on the first items of the held-out set, with offline metrics, paired
+          statistics, plots and report.md.
+
+The tiny model's words are babble (two layers, random start): what the demo shows is that every
+stage runs end to end and that the tuned model has learned the shape of a tutor turn (asking,
+stopping at <|im_end|>), not that it teaches well. That needs the GPU preset.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+STUDENT = "I think 0.5 is smaller than 0.25 because 5 is smaller than 25. Is that right?"
+
+
+def register(root: argparse._SubParsersAction) -> None:
+    p = root.add_parser(
+        "demo",
+        help="train, export, serve, chat with and evaluate the tiny tutor (CPU, offline)",
+        description=__doc__.split("\n\n", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--out", default="runs/demo", help="output directory (default: runs/demo)")
+    p.add_argument(
+        "--eval-items",
+        type=int,
+        default=12,
+        help="items of each held-out file to evaluate; 0 skips evaluation (default: 12)",
+    )
+    p.add_argument(
+        "--max-tokens", type=int, default=48, help="tokens per reply in chat and eval (default: 48)"
+    )
+    p.set_defaults(func=cmd_demo)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    started = time.perf_counter()
+    run_dir, export_dir = step("1/4 train + export", train_and_export, out)
+    with ExitStack() as stack:
+        tuned, base = step("2/4 serve", serve_both, stack, export_dir, run_dir / "base")
+        step("3/4 chat", chat_once, tuned.url, args.max_tokens)
+        if args.eval_items > 0:
+            step("4/4 eval", evaluate, base.url, tuned.url, out / "eval", args)
+    print(f"\ndemo finished in {time.perf_counter() - started:.0f} s; everything is under {out}/")
+    return 0
+
+
+def step(title: str, fn: Any, *args: Any) -> Any:
+    print(f"\n=== {title} ===", flush=True)
+    t0 = time.perf_counter()
+    result = fn(*args)
+    print(f"--- {title}: {time.perf_counter() - t0:.1f} s", flush=True)
+    return result
+
+
+def train_and_export(out: Path) -> tuple[Path, Path]:
+    from trainer.config import load_config
+    from trainer.train import train
+    from tutor.paths import CONFIGS_DIR
+
+    cfg = load_config(CONFIGS_DIR / "tiny-cpu.yaml", [f"train.output_dir={out / 'train'}"], env={})
+    run_dir = train(cfg)
+    export_dir = run_dir / "export"
+    if not (export_dir / "tutor.json").exists():
+        raise SystemExit(f"socratic: error: training finished but {export_dir} holds no export")
+    return run_dir, export_dir
+
+
+def serve_both(stack: ExitStack, export_dir: Path, base_dir: Path) -> tuple[Any, Any]:
+    from server.launch import serve_in_background
+
+    quiet = {"log_level": "WARNING"}  # the gateways' per-request JSON logs would drown the demo
+    tuned = stack.enter_context(
+        serve_in_background(export_dir, served_model_name="tutor-tiny", **quiet)
+    )
+    print(f"tuned model: {tuned.url}/v1  (engine: transformers serve, {export_dir})")
+    base = stack.enter_context(
+        serve_in_background(base_dir, served_model_name="base-tiny", **quiet)
+    )
+    print(f"base model:  {base.url}/v1  (engine: transformers serve, {base_dir})")
+    return tuned, base
+
+
+def chat_once(url: str, max_tokens: int) -> None:
+    from openai import OpenAI
+
+    client = OpenAI(base_url=f"{url}/v1", api_key="demo")
+    reply = client.chat.completions.create(
+        model="tutor-tiny",
+        messages=[{"role": "user", "content": STUDENT}],
+        max_tokens=max_tokens,
+        temperature=0,
+    )
+    choice = reply.choices[0]
+    print(f"student: {STUDENT}")
+    print(f"tutor:   {choice.message.content!r}")
+    print(f"finish_reason: {choice.finish_reason} (stop = ended its turn at <|im_end|>)")
+
+
+def evaluate(base_url: str, tuned_url: str, out: Path, args: argparse.Namespace) -> None:
+    from evaluation.client import Sampling
+    from evaluation.report import write_report
+    from evaluation.run import run_eval
+
+    run_dir = run_eval(
+        {"base": base_url, "tuned": tuned_url},
+        out,
+        limit=args.eval_items,
+        sampling=Sampling(max_tokens=args.max_tokens),
+        concurrency=2,
+    )
+    report = write_report(run_dir)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    print_summary(summary)
+    print(f"report: {report}  (plots: {run_dir / 'metrics.png'}, {run_dir / 'subjects.png'})")
+
+
+def print_summary(summary: dict) -> None:
+    """Means per endpoint (with n) for each metric, from summary.json."""
+    per = summary["per_endpoint"]
+    names = list(per)
+    print(f"{'metric':<16}" + "".join(f"{n:>16}" for n in names))
+    for metric in summary["metrics"]:
+        cells = [per[n].get(metric) for n in names]
+        shown = [f"{c['mean']:.3f} (n={c['n']})" if c and c["n"] else "-" for c in cells]
+        print(f"{metric:<16}" + "".join(f"{x:>16}" for x in shown))
