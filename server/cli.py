@@ -61,6 +61,15 @@ SERVE_FLAGS: tuple[tuple[str, str, type, str, object, str], ...] = (
     ),
     ("--engine-port", "spec", int, "ENGINE_PORT", 8001, "engine port on 127.0.0.1"),
     (
+        "--engine-url",
+        "settings",
+        str,
+        "ENGINE_URL",
+        None,
+        "an OpenAI-compatible engine already running (e.g. a vllm container): start none, "
+        "only the gateway in front of it",
+    ),
+    (
         "--engine-start-timeout-s",
         "spec",
         float,
@@ -200,7 +209,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from server.settings import SettingsError
 
     given = _collect(args)
+    engine_url = given["settings"].get("engine_url") or os.environ.get("ENGINE_URL")
     try:
+        if engine_url:
+            from server.launch import serve_gateway_only
+
+            return serve_gateway_only({**given["settings"], "engine_url": engine_url})
         spec = EngineSpec.from_env(os.environ, **given["spec"])
         restarts = given["serve"].get("engine_max_restarts")
         if restarts is None:

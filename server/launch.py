@@ -158,6 +158,27 @@ def serve_in_background(
     return ServeHandle(f"http://{host}:{gateway.port}", gateway.settings, proc, gateway)
 
 
+def serve_gateway_only(settings_overrides: dict[str, Any]) -> int:
+    """`socratic serve --engine-url URL`: the gateway alone, in front of a running engine."""
+    import uvicorn
+
+    from server.gateway import create_app
+
+    settings = Settings.from_env(os.environ, **settings_overrides)
+    setup_logging(settings.log_level)
+    log_event(
+        "gateway_listening",
+        url=f"http://{settings.host}:{settings.port}",
+        engine=settings.engine_url,
+    )
+    config = uvicorn.Config(
+        create_app(settings), host=settings.host, port=settings.port, log_level="warning"
+    )
+    signal.signal(signal.SIGTERM, lambda *_: None)  # uvicorn re-raises it after draining: exit 0
+    uvicorn.Server(config).run()
+    return 0
+
+
 def serve_foreground(
     spec: EngineSpec, settings_overrides: dict[str, Any], max_restarts: int
 ) -> int:

@@ -1,7 +1,8 @@
 """The real entry points end to end: `socratic serve` (transformers engine + gateway, settings from
 flags and env) with `socratic chat` driven through stdin (streamed answers, multi-turn, /reset,
-unknown commands, /quit), then SIGTERM stopping gateway and engine; `--help` texts; a clear error
-for a model directory that does not load.
+unknown commands, /quit), then SIGTERM stopping gateway and engine; the gateway alone in front of
+an engine already running (`--engine-url`); `--help` texts; a clear error for a model directory
+that does not load.
 """
 
 from __future__ import annotations
@@ -119,3 +120,30 @@ def test_help(command):
     expected = ["env MODEL", "env API_KEYS", "env REQUEST_TIMEOUT_S", "default 8000", "tokens"]
     for text in expected if command == "serve" else ["default http://127.0.0.1:8000", "/reset"]:
         assert text in done.stdout
+
+
+def test_serve_gateway_only_in_front_of_a_running_engine(fake_engine):
+    """`--engine-url`: no engine is started; the gateway proxies to the one given."""
+    port = free_port()
+    cmd = [*SOCRATIC, "serve", "--engine-url", fake_engine.url, "--port", str(port)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, proc.stderr.read()[-3000:]
+            assert time.monotonic() < deadline, "gateway did not start"
+            try:
+                ready = httpx.get(url + "/ready", timeout=2)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        assert ready.status_code == 200
+        before = len(fake_engine.bodies)
+        body = {"messages": [{"role": "user", "content": "hello"}], "max_tokens": 8}
+        reply = httpx.post(url + "/v1/chat/completions", json=body, timeout=30)
+        assert reply.status_code == 200 and reply.json()["model"] == "socratic-tutor"
+        assert fake_engine.bodies[before]["messages"][0]["role"] == "system"  # tutor prompt added
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
