@@ -36,6 +36,13 @@ def train(cfg: Config) -> Path:
     cfg = cfg.model_copy(deep=True)
     cfg.model.name = resolve_base(cfg.model.name, run_dir)
     config_yaml = cfg.to_yaml()
+    if cfg.train.resume == "auto" and finished(run_dir, config_yaml):
+        print(f"{run_dir}: already trained with this config (train_summary.json); nothing to do")
+        if cfg.export.after_train and main:
+            from trainer.export import export_run
+
+            export_run(run_dir, cfg.export.out_dir, cfg.export.push_to_hub, cfg.export.private)
+        return run_dir
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
         print(f"# resolved config (saved to {run_dir / 'config.yaml'})\n{config_yaml}")
@@ -76,6 +83,18 @@ def train(cfg: Config) -> Path:
 
         export_run(run_dir, cfg.export.out_dir, cfg.export.push_to_hub, cfg.export.private)
     return run_dir
+
+
+def finished(run_dir: Path, config_yaml: str) -> bool:
+    """The run ended (summary and adapter saved) with this exact resolved config: rerunning the
+    command must not "resume" from its last checkpoint and overwrite the summary."""
+    saved = run_dir / "config.yaml"
+    return (
+        saved.exists()
+        and saved.read_text(encoding="utf-8") == config_yaml
+        and (run_dir / "train_summary.json").exists()
+        and (run_dir / "adapter" / "adapter_config.json").exists()
+    )
 
 
 def resolve_base(name: str, run_dir: Path) -> str:

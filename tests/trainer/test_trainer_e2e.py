@@ -1,6 +1,7 @@
 """The tiny training path end to end through the real entry points: `socratic train` in a
 subprocess is stopped with SIGTERM (exit 0, a complete checkpoint), a half-written checkpoint is
-ignored, training resumes from the checkpoint and finishes, and the export merges the adapter
+ignored, training resumes from the checkpoint and finishes, the same command on the finished run
+trains nothing and overwrites nothing, and the export merges the adapter
 (merged logits == base + adapter logits), reloads with plain transformers and carries the
 end-of-turn eos, the adapter alone and tutor.json."""
 
@@ -90,6 +91,11 @@ def test_sigterm_resume_finish_export(tmp_path, tiny_base):
     assert summary["steps"] == stopped + 3 and summary["system_prompt"] == TUTOR_SYSTEM_PROMPT
     assert (run / "loss.png").stat().st_size > 0
     assert (run / "config.yaml").exists() and (latest_complete(run) / "config.yaml").exists()
+
+    # The same command again: the run is finished, so nothing trains and nothing is overwritten.
+    before = (run / "train_summary.json").read_text(), (run / "metrics.jsonl").read_text()
+    assert train(cfg) == run
+    assert ((run / "train_summary.json").read_text(), (run / "metrics.jsonl").read_text()) == before
 
     export = export_run(run, tmp_path / "export")
     check_export(export, run, tiny_base)
