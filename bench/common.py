@@ -121,10 +121,12 @@ def free_port() -> int:
 
 @contextmanager
 def spawn(
-    cmd: Sequence[str], health_url: str, timeout_s: float = 60.0
+    cmd: Sequence[str], health_url: str, timeout_s: float = 60.0, env: dict | None = None
 ) -> Iterator[subprocess.Popen]:
     """Run a server process until the block ends; wait until `health_url` answers 200 first."""
-    proc = subprocess.Popen(list(cmd), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        list(cmd), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env
+    )
     try:
         deadline = time.monotonic() + timeout_s
         while True:
