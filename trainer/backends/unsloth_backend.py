@@ -31,7 +31,7 @@ def load_model(cfg: Config, base: str) -> Any:
         revision=cfg.model.revision,
         use_gradient_checkpointing="unsloth" if cfg.model.gradient_checkpointing else False,
     )
-    return FastLanguageModel.get_peft_model(
+    model = FastLanguageModel.get_peft_model(
         model,
         r=cfg.lora.r,
         lora_alpha=cfg.lora.alpha,
@@ -41,3 +41,10 @@ def load_model(cfg: Config, base: str) -> Any:
         use_gradient_checkpointing="unsloth" if cfg.model.gradient_checkpointing else False,
         random_state=cfg.train.seed,
     )
+    if cfg.data.packing:
+        # A packed row holds per_device_batch_size bins of max_seq_len tokens each; without this
+        # mark Unsloth refuses rows longer than max_seq_length.
+        from unsloth.utils.packing import mark_allow_overlength
+
+        mark_allow_overlength(model)
+    return model
