@@ -91,8 +91,9 @@ def encode_conversation(
     """
     ids: list[int] = []
     labels: list[int] = []
-    for text, trained in template_segments(tokenizer, messages):
-        piece = tokenizer(text, add_special_tokens=False)["input_ids"]
+    segments = template_segments(tokenizer, messages)
+    pieces = tokenizer([text for text, _ in segments], add_special_tokens=False)["input_ids"]
+    for (_text, trained), piece in zip(segments, pieces, strict=True):  # one batched call
         ids += piece
         labels += piece if trained else [IGNORE] * len(piece)
     if max_len is not None:
