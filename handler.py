@@ -22,12 +22,11 @@ STATE: dict = {}
 
 async def handler(job: dict):
     """One RunPod job: yields outputs (streamed, and aggregated for /runsync)."""
-    import httpx
-
     from server.serverless import handle_job
+    from server.upstream import new_session
 
     if "client" not in STATE:  # created inside the worker's event loop
-        STATE["client"] = httpx.AsyncClient(limits=httpx.Limits(max_connections=None))
+        STATE["client"] = new_session()
     async for output in handle_job(job.get("input"), STATE["settings"], STATE["client"]):
         yield output
 

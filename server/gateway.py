@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-import httpx
+import aiohttp
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -34,8 +34,9 @@ CHAT_ROUTE = "/v1/chat/completions"
 REQUEST_ID = "X-Request-ID"
 
 
-def create_app(settings: Settings, client: httpx.AsyncClient | None = None) -> FastAPI:
-    """Build the gateway. `client` (optional) is the httpx client used to reach the engine."""
+def create_app(settings: Settings, client: aiohttp.ClientSession | None = None) -> FastAPI:
+    """Build the gateway. `client` (optional) is the aiohttp session used to reach the engine;
+    by default the app makes its own (`upstream.new_session`) and closes it on shutdown."""
     setup_logging(settings.log_level)
     metrics = Metrics()
     limiter = KeyLimiter(settings.max_concurrency_per_key, settings.rate_limit_per_minute)
@@ -43,10 +44,10 @@ def create_app(settings: Settings, client: httpx.AsyncClient | None = None) -> F
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         own = client is None
-        app.state.client = client or httpx.AsyncClient(limits=httpx.Limits(max_connections=None))
+        app.state.client = client or upstream.new_session()
         yield
         if own:
-            await app.state.client.aclose()
+            await app.state.client.close()
 
     app = FastAPI(title="socratic-tutor gateway", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.settings, app.state.metrics = settings, metrics
@@ -77,13 +78,13 @@ def create_app(settings: Settings, client: httpx.AsyncClient | None = None) -> F
 
     @app.get("/ready")
     async def ready(request: Request) -> JSONResponse:
+        url = settings.engine_url.rstrip("/") + "/health"
+        wait = aiohttp.ClientTimeout(total=settings.connect_timeout_s)
         try:
-            resp = await request.app.state.client.get(
-                settings.engine_url.rstrip("/") + "/health", timeout=settings.connect_timeout_s
-            )
-            if resp.status_code == 200:
-                return JSONResponse({"status": "ready", "model": settings.served_model_name})
-        except httpx.HTTPError:
+            async with request.app.state.client.get(url, timeout=wait) as resp:
+                if resp.status == 200:
+                    return JSONResponse({"status": "ready", "model": settings.served_model_name})
+        except (aiohttp.ClientError, TimeoutError):
             pass
         body = error_body("the engine is not ready", "server_error", "engine_unavailable")
         return error_response(503, body, settings.retry_after_s)
@@ -171,7 +172,7 @@ async def handle_chat(
             limiter.release(who)
             metrics.in_flight.dec()
 
-    client: httpx.AsyncClient = request.app.state.client
+    client: aiohttp.ClientSession = request.app.state.client
     try:
         if body["stream"]:
             resp = await upstream.open_stream(client, settings, body, rid)
@@ -198,7 +199,7 @@ async def handle_chat(
         if not released:  # the client left before the relay's first step
             finish(metrics, log, started, 499, error="client_disconnected")
             release()
-        await resp.aclose()
+        resp.close()
 
     return RelayResponse(
         events,
@@ -224,17 +225,18 @@ class RelayResponse(StreamingResponse):
 
 
 async def stream_events(
-    resp: httpx.Response,
+    resp: aiohttp.ClientResponse,
     settings: Settings,
     metrics: Metrics,
     log: dict,
     started: float,
     release: Callable[[], None],
-) -> AsyncIterator[str]:
-    """Relay the engine's chunks as they come; a failure mid-stream ends with an error event."""
+) -> AsyncIterator[bytes]:
+    """Relay the engine's chunks as they come, each with `model` rewritten in place (no second
+    JSON encoding); a failure mid-stream ends with an error event."""
     status, error, completion = 200, None, 0
     try:
-        async for chunk in upstream.iter_chunks(resp, settings):
+        async for chunk, raw in upstream.iter_chunks(resp, settings):
             if upstream.chunk_text(chunk):
                 if completion == 0:
                     metrics.first_token.observe(time.perf_counter() - started)
@@ -242,17 +244,16 @@ async def stream_events(
             prompt, reported = upstream.usage_of(chunk)
             if reported is not None:
                 log["prompt_tokens"], completion = prompt, reported
-            chunk["model"] = settings.served_model_name
-            yield f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n"
+            yield b"data: " + upstream.with_model(raw, chunk, settings.served_model_name) + b"\n\n"
     except upstream.UpstreamError as e:
         status, error = e.status, e.code
         metrics.engine_errors.labels(e.code).inc()
-        yield f"data: {json.dumps(e.body())}\n\n"
+        yield f"data: {json.dumps(e.body())}\n\n".encode()
     finally:
         release()
         log["completion_tokens"] = completion
         finish(metrics, log, started, status, error=error)
-    yield "data: [DONE]\n\n"
+    yield b"data: [DONE]\n\n"
 
 
 def finish(

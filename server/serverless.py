@@ -12,12 +12,11 @@ Errors yield one {"error": {"message", "type", "code", "status"}} and end the jo
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
+import aiohttp
 
 from server import upstream
 from server.observability import log_event
@@ -99,7 +98,7 @@ def simple_output(
 
 
 async def handle_job(
-    job_input: Any, settings: Settings, client: httpx.AsyncClient
+    job_input: Any, settings: Settings, client: aiohttp.ClientSession
 ) -> AsyncIterator[Any]:
     """The async generator behind the RunPod handler: outputs as described in the module doc."""
     try:
@@ -118,9 +117,12 @@ async def handle_job(
             yield data
             return
         resp = await upstream.open_stream(client, settings, request)
-        async for chunk in upstream.iter_chunks(resp, settings):
-            chunk["model"] = settings.served_model_name
-            yield _stream_output(chunk, simple)
+        async for chunk, raw in upstream.iter_chunks(resp, settings):
+            if simple:
+                yield _simple_chunk(chunk)
+            else:
+                raw = upstream.with_model(raw, chunk, settings.served_model_name)
+                yield f"data: {raw.decode()}\n\n"
         if not simple:
             yield "data: [DONE]\n\n"
     except RequestError as e:
@@ -134,9 +136,7 @@ async def handle_job(
         )
 
 
-def _stream_output(chunk: dict[str, Any], simple: bool) -> Any:
-    if not simple:
-        return f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n"
+def _simple_chunk(chunk: dict[str, Any]) -> dict[str, Any]:
     choices = chunk.get("choices") or [{}]
     finish = choices[0].get("finish_reason") if isinstance(choices[0], dict) else None
     return simple_output(upstream.chunk_text(chunk), finish, upstream.usage_of(chunk))

@@ -1,27 +1,37 @@
 """The engine client: one chat request to the OpenAI-compatible engine, as JSON or as parsed SSE
 chunks, with every failure mapped to an `UpstreamError` carrying the status the client should see.
 
-    data = await complete(client, settings, body)          # non-streaming
-    resp = await open_stream(client, settings, body)       # raises before any byte is sent
-    async for chunk in iter_chunks(resp): ...              # raises UpstreamError mid-stream
+    client = new_session()                                  # inside the running event loop
+    data = await complete(client, settings, body)           # non-streaming
+    resp = await open_stream(client, settings, body)        # raises before any byte is sent
+    async for chunk, raw in iter_chunks(resp, settings): ...   # raises UpstreamError mid-stream
 
-Fault semantics: engine unreachable or not ready -> 503 (with Retry-After); engine silent longer
-than REQUEST_TIMEOUT_S -> 504; engine 5xx, invalid JSON or a broken stream -> 502; engine 4xx ->
-the same 4xx with an OpenAI-style body.
+The client is one aiohttp session: pooled keep-alive connections, no limit on how many (the
+gateway's per-key limits bound them). Fault semantics: engine unreachable or not ready -> 503
+(with Retry-After); engine silent longer than REQUEST_TIMEOUT_S, before the answer or between two
+reads -> 504; engine 5xx, invalid JSON or a broken stream -> 502; engine 4xx -> the same 4xx with
+an OpenAI-style body.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import json
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
+import aiohttp
 
 from server.requests import error_body
 from server.settings import Settings
 
 MAX_ERROR_BYTES = 65_536  # read at most this much of an engine's error body
+KEEPALIVE_S = 4.0  # below uvicorn's 5 s (vLLM, transformers serve): we drop idle sockets first
+DRAIN_S = 1.0  # after [DONE], wait this long at most for the body's end (to reuse the socket)
+# A "model" field whose value is a JSON string; the value keeps its quotes (group 1).
+_MODEL_FIELD = re.compile(rb'"model"\s*:\s*("(?:[^"\\]|\\.)*")')
 
 
 class UpstreamError(Exception):
@@ -39,21 +49,31 @@ class UpstreamError(Exception):
         return error_body(self.message, kind, self.code)
 
 
+def new_session() -> aiohttp.ClientSession:
+    """The engine client; create it inside the event loop that will use it, close it there."""
+    connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=KEEPALIVE_S)
+    return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar())
+
+
 def chat_url(settings: Settings) -> str:
     return settings.engine_url.rstrip("/") + "/v1/chat/completions"
 
 
-def timeout(settings: Settings) -> httpx.Timeout:
-    """Read timeout = how long the engine may stay silent, before the answer or between chunks."""
-    return httpx.Timeout(settings.request_timeout_s, connect=settings.connect_timeout_s)
+@functools.cache
+def timeout(settings: Settings) -> aiohttp.ClientTimeout:
+    """sock_read = how long the engine may stay silent, before the answer or between chunks."""
+    return aiohttp.ClientTimeout(
+        total=None, sock_connect=settings.connect_timeout_s, sock_read=settings.request_timeout_s
+    )
 
 
 def _transport_error(e: Exception, settings: Settings, mid_stream: bool = False) -> UpstreamError:
-    if isinstance(e, httpx.ConnectError | httpx.ConnectTimeout) and not mid_stream:
+    refused = isinstance(e, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError)
+    if refused and not mid_stream:
         return UpstreamError(
             503, "the engine is not reachable", "engine_unavailable", settings.retry_after_s
         )
-    if isinstance(e, httpx.TimeoutException):
+    if isinstance(e, TimeoutError):  # sock_read: aiohttp.SocketTimeoutError
         where = " mid-stream" if mid_stream else ""
         return UpstreamError(
             504,
@@ -92,21 +112,39 @@ def _engine_message(raw: bytes) -> str | None:
     return str(message)[:500] if message else None
 
 
+async def _error_body(resp: aiohttp.ClientResponse) -> bytes:
+    """Up to MAX_ERROR_BYTES of an answer we will not relay ('' if reading it fails)."""
+    raw = b""
+    try:
+        while len(raw) < MAX_ERROR_BYTES:
+            part = await resp.content.read(MAX_ERROR_BYTES - len(raw))
+            if not part:
+                break
+            raw += part
+    except (aiohttp.ClientError, TimeoutError):
+        pass
+    return raw
+
+
+def _headers(request_id: str | None) -> dict[str, str] | None:
+    return {"X-Request-ID": request_id} if request_id else None
+
+
 async def complete(
-    client: httpx.AsyncClient, settings: Settings, body: dict, request_id: str | None = None
+    client: aiohttp.ClientSession, settings: Settings, body: dict, request_id: str | None = None
 ) -> dict[str, Any]:
     """One non-streaming completion; returns the engine's ChatCompletion dict."""
-    headers = {"X-Request-ID": request_id} if request_id else None
     try:
-        resp = await client.post(
-            chat_url(settings), json=body, headers=headers, timeout=timeout(settings)
-        )
-    except httpx.HTTPError as e:
+        async with client.post(
+            chat_url(settings), json=body, headers=_headers(request_id), timeout=timeout(settings)
+        ) as resp:
+            if resp.status != 200:
+                raise _status_error(resp.status, await _error_body(resp), settings)
+            raw = await resp.read()
+    except (aiohttp.ClientError, TimeoutError) as e:
         raise _transport_error(e, settings) from None
-    if resp.status_code != 200:
-        raise _status_error(resp.status_code, resp.content[:MAX_ERROR_BYTES], settings)
     try:
-        data = resp.json()
+        data = json.loads(raw)
     except ValueError:
         raise UpstreamError(
             502, "the engine returned invalid JSON", "engine_bad_response"
@@ -117,76 +155,100 @@ async def complete(
 
 
 async def open_stream(
-    client: httpx.AsyncClient, settings: Settings, body: dict, request_id: str | None = None
-) -> httpx.Response:
-    """Send a streaming request and check the answer's status before anything reaches the client."""
-    headers = {"X-Request-ID": request_id} if request_id else None
-    request = client.build_request(
-        "POST", chat_url(settings), json=body, headers=headers, timeout=timeout(settings)
-    )
+    client: aiohttp.ClientSession, settings: Settings, body: dict, request_id: str | None = None
+) -> aiohttp.ClientResponse:
+    """Send a streaming request and check the answer's status before anything reaches the client.
+    The caller owns the response: `iter_chunks` releases it, or call `resp.close()`."""
     try:
-        resp = await client.send(request, stream=True)
-    except httpx.HTTPError as e:
+        resp = await client.post(
+            chat_url(settings), json=body, headers=_headers(request_id), timeout=timeout(settings)
+        )
+    except (aiohttp.ClientError, TimeoutError) as e:
         raise _transport_error(e, settings) from None
-    if resp.status_code == 200 and resp.headers.get("content-type", "").startswith(
-        "text/event-stream"
-    ):
+    if resp.status == 200 and resp.headers.get("content-type", "").startswith("text/event-stream"):
         return resp
-    try:
-        raw = b""
-        async for part in resp.aiter_bytes():
-            raw += part
-            if len(raw) >= MAX_ERROR_BYTES:
-                break
-    except httpx.HTTPError:
-        raw = b""
-    finally:
-        await resp.aclose()
-    if resp.status_code == 200:
+    raw = await _error_body(resp) if resp.status != 200 else b""
+    resp.close()
+    if resp.status == 200:
         raise UpstreamError(
             502, "the engine did not answer with an event stream", "engine_bad_response"
         )
-    raise _status_error(resp.status_code, raw, settings)
+    raise _status_error(resp.status, raw, settings)
 
 
-async def iter_chunks(resp: httpx.Response, settings: Settings) -> AsyncIterator[dict[str, Any]]:
-    """Parse the engine's SSE into chunk dicts, one per event, as they arrive. Raises UpstreamError
-    when the stream breaks, stalls, carries an error or garbage, or ends before a finish_reason."""
-    finished = False
-    data: list[str] = []
+class SSEParser:
+    """Server-sent events, incrementally: `feed` bytes as they arrive, get back the data payload of
+    every event they complete; `end()` gives an unterminated last event. Lines end in LF or CRLF;
+    fields other than `data` and comments are skipped."""
+
+    def __init__(self) -> None:
+        self.tail = b""  # an incomplete line
+        self.data: list[bytes] = []  # data lines of the event being read
+
+    def feed(self, piece: bytes) -> list[bytes]:
+        lines = (self.tail + piece).split(b"\n")
+        self.tail = lines.pop()
+        events = []
+        for line in lines:
+            if line.startswith(b"data:"):
+                value = line[5:].removesuffix(b"\r")
+                self.data.append(value[1:] if value.startswith(b" ") else value)
+            elif self.data and (not line or line == b"\r"):
+                events.append(b"\n".join(self.data))
+                self.data = []
+        return events
+
+    def end(self) -> bytes | None:
+        events = self.feed(b"\n\n")
+        return events[0] if events else None
+
+
+async def iter_chunks(
+    resp: aiohttp.ClientResponse, settings: Settings
+) -> AsyncIterator[tuple[dict[str, Any], bytes]]:
+    """Parse the engine's SSE into (chunk dict, its raw JSON) pairs as they arrive, then release
+    the connection. Raises UpstreamError when the stream breaks, stalls, carries an error or
+    garbage, or ends before a finish_reason."""
+    parser, finished = SSEParser(), False
     try:
-        async for line in resp.aiter_lines():
-            if line.startswith("data:"):
-                data.append(line[5:].removeprefix(" "))
-                continue
-            if line or not data:  # other SSE fields and comments; blank line without data
-                continue
-            payload, data = "\n".join(data), []
-            if payload.strip() == "[DONE]":
-                return
-            chunk = _parse_chunk(payload)
-            finished = finished or _has_finish(chunk)
-            yield chunk
-    except httpx.HTTPError as e:
+        async for piece in resp.content.iter_any():
+            for payload in parser.feed(piece):
+                if payload.strip() == b"[DONE]":
+                    await _drain(resp)
+                    return
+                chunk = _parse_chunk(payload)
+                finished = finished or _has_finish(chunk)
+                yield chunk, payload
+    except (aiohttp.ClientError, TimeoutError) as e:
         if not finished:
             raise _transport_error(e, settings, mid_stream=True) from None
         return
     finally:
-        await resp.aclose()
-    if data:  # the last event came without its terminating blank line
-        payload = "\n".join(data)
-        if payload.strip() == "[DONE]":
-            return
-        chunk = _parse_chunk(payload)
+        resp.release()  # back to the pool when the body was read to its end, else closed
+    last = parser.end()  # the last event came without its terminating blank line
+    if last is not None and last.strip() != b"[DONE]":
+        chunk = _parse_chunk(last)
         finished = finished or _has_finish(chunk)
-        yield chunk
+        yield chunk, last
+    elif last is not None:
+        return
     if not finished:
         raise UpstreamError(
             502, "the engine stream ended before the answer finished", "engine_stream_broken"
         )
 
 
-def _parse_chunk(payload: str) -> dict[str, Any]:
+async def _drain(resp: aiohttp.ClientResponse) -> None:
+    """Read what follows [DONE] up to the body's end (briefly), so the socket can be reused."""
+    try:
+        async with asyncio.timeout(DRAIN_S):
+            while await resp.content.readany():
+                pass
+    except (aiohttp.ClientError, TimeoutError):
+        pass
+
+
+def _parse_chunk(payload: bytes) -> dict[str, Any]:
     try:
         chunk = json.loads(payload)
     except ValueError:
@@ -206,6 +268,28 @@ def _has_finish(chunk: dict[str, Any]) -> bool:
     return isinstance(choices, list) and any(
         isinstance(c, dict) and c.get("finish_reason") for c in choices
     )
+
+
+@functools.cache
+def _json_string(text: str) -> bytes:
+    return json.dumps(text, ensure_ascii=False).encode()
+
+
+def with_model(raw: bytes, chunk: dict[str, Any], model: str) -> bytes:
+    """`raw`, the JSON text of `chunk`, with the top-level "model" set to `model`. A splice of the
+    bytes when "model" occurs once, as a string equal to the parsed one (the engine's own field);
+    otherwise the chunk is encoded again. Either way the result parses to the same object."""
+    found = _MODEL_FIELD.search(raw)
+    if (
+        found is not None
+        and isinstance(chunk.get("model"), str)
+        and _MODEL_FIELD.search(raw, found.end()) is None
+        and json.loads(found.group(1)) == chunk["model"]
+    ):
+        start, end = found.span(1)
+        return raw[:start] + _json_string(model) + raw[end:]
+    chunk["model"] = model
+    return json.dumps(chunk, ensure_ascii=False).encode()
 
 
 def chunk_text(chunk: dict[str, Any]) -> str:

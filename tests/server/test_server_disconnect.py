@@ -9,10 +9,9 @@ caller, the next request must still be served and the in-flight gauge must be ba
 import asyncio
 import json
 
-import httpx
-
 from server.gateway import create_app
 from server.settings import Settings
+from server.upstream import new_session
 
 
 def _scope(method: str, path: str) -> dict:
@@ -50,7 +49,7 @@ def test_disconnect_before_first_byte_releases_the_slot(fake_engine):
         app = create_app(
             Settings.from_env({}, engine_url=fake_engine.url, max_concurrency_per_key=1)
         )
-        async with httpx.AsyncClient() as client:
+        async with new_session() as client:
             app.state.client = client
             request = {"messages": [{"role": "user", "content": "hello"}], "stream": True}
             gone = await _call(
