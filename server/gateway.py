@@ -233,18 +233,23 @@ async def stream_events(
     release: Callable[[], None],
 ) -> AsyncIterator[bytes]:
     """Relay the engine's chunks as they come, each with `model` rewritten in place (no second
-    JSON encoding); a failure mid-stream ends with an error event."""
+    JSON encoding), all those one read brought in one write; a failure mid-stream ends with an
+    error event."""
     status, error, completion = 200, None, 0
+    model = settings.served_model_name
     try:
-        async for chunk, raw in upstream.iter_chunks(resp, settings):
-            if upstream.chunk_text(chunk):
-                if completion == 0:
-                    metrics.first_token.observe(time.perf_counter() - started)
-                completion += 1
-            prompt, reported = upstream.usage_of(chunk)
-            if reported is not None:
-                log["prompt_tokens"], completion = prompt, reported
-            yield b"data: " + upstream.with_model(raw, chunk, settings.served_model_name) + b"\n\n"
+        async for batch in upstream.iter_batches(resp, settings):
+            out = []
+            for chunk, raw in batch:
+                if upstream.chunk_text(chunk):
+                    if completion == 0:
+                        metrics.first_token.observe(time.perf_counter() - started)
+                    completion += 1
+                prompt, reported = upstream.usage_of(chunk)
+                if reported is not None:
+                    log["prompt_tokens"], completion = prompt, reported
+                out.append(b"data: " + upstream.with_model(raw, chunk, model) + b"\n\n")
+            yield b"".join(out)
     except upstream.UpstreamError as e:
         status, error = e.status, e.code
         metrics.engine_errors.labels(e.code).inc()

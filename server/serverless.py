@@ -117,12 +117,13 @@ async def handle_job(
             yield data
             return
         resp = await upstream.open_stream(client, settings, request)
-        async for chunk, raw in upstream.iter_chunks(resp, settings):
-            if simple:
-                yield _simple_chunk(chunk)
-            else:
-                raw = upstream.with_model(raw, chunk, settings.served_model_name)
-                yield f"data: {raw.decode()}\n\n"
+        async for batch in upstream.iter_batches(resp, settings):
+            for chunk, raw in batch:
+                if simple:
+                    yield _simple_chunk(chunk)
+                else:
+                    raw = upstream.with_model(raw, chunk, settings.served_model_name)
+                    yield f"data: {raw.decode()}\n\n"
         if not simple:
             yield "data: [DONE]\n\n"
     except RequestError as e:

@@ -4,7 +4,8 @@ chunks, with every failure mapped to an `UpstreamError` carrying the status the 
     client = new_session()                                  # inside the running event loop
     data = await complete(client, settings, body)           # non-streaming
     resp = await open_stream(client, settings, body)        # raises before any byte is sent
-    async for chunk, raw in iter_chunks(resp, settings): ...   # raises UpstreamError mid-stream
+    async for batch in iter_batches(resp, settings): ...   # [(chunk, raw JSON)]; raises
+                                                          # UpstreamError mid-stream
 
 The client is one aiohttp session: pooled keep-alive connections, no limit on how many (the
 gateway's per-key limits bound them). Fault semantics: engine unreachable or not ready -> 503
@@ -32,6 +33,7 @@ KEEPALIVE_S = 4.0  # below uvicorn's 5 s (vLLM, transformers serve): we drop idl
 DRAIN_S = 1.0  # after [DONE], wait this long at most for the body's end (to reuse the socket)
 # A "model" field whose value is a JSON string; the value keeps its quotes (group 1).
 _MODEL_FIELD = re.compile(rb'"model"\s*:\s*("(?:[^"\\]|\\.)*")')
+_DECODE = json.JSONDecoder().decode  # on str: json.loads without its per-call checks
 
 
 class UpstreamError(Exception):
@@ -158,7 +160,7 @@ async def open_stream(
     client: aiohttp.ClientSession, settings: Settings, body: dict, request_id: str | None = None
 ) -> aiohttp.ClientResponse:
     """Send a streaming request and check the answer's status before anything reaches the client.
-    The caller owns the response: `iter_chunks` releases it, or call `resp.close()`."""
+    The caller owns the response: `iter_batches` releases it, or call `resp.close()`."""
     try:
         resp = await client.post(
             chat_url(settings), json=body, headers=_headers(request_id), timeout=timeout(settings)
@@ -167,8 +169,10 @@ async def open_stream(
         raise _transport_error(e, settings) from None
     if resp.status == 200 and resp.headers.get("content-type", "").startswith("text/event-stream"):
         return resp
-    raw = await _error_body(resp) if resp.status != 200 else b""
-    resp.close()
+    try:
+        raw = await _error_body(resp) if resp.status != 200 else b""
+    finally:
+        resp.close()
     if resp.status == 200:
         raise UpstreamError(
             502, "the engine did not answer with an event stream", "engine_bad_response"
@@ -203,22 +207,26 @@ class SSEParser:
         return events[0] if events else None
 
 
-async def iter_chunks(
+async def iter_batches(
     resp: aiohttp.ClientResponse, settings: Settings
-) -> AsyncIterator[tuple[dict[str, Any], bytes]]:
-    """Parse the engine's SSE into (chunk dict, its raw JSON) pairs as they arrive, then release
-    the connection. Raises UpstreamError when the stream breaks, stalls, carries an error or
-    garbage, or ends before a finish_reason."""
+) -> AsyncIterator[list[tuple[dict[str, Any], bytes]]]:
+    """The engine's SSE as lists of (chunk dict, its raw JSON), one list per socket read that
+    completed any events: a relay that falls behind catches up in fewer, larger writes, and never
+    waits for more. Releases the connection at the end. Raises UpstreamError (after the chunks
+    before it) when the stream breaks, stalls, carries an error or garbage, or ends before a
+    finish_reason."""
     parser, finished = SSEParser(), False
     try:
         async for piece in resp.content.iter_any():
-            for payload in parser.feed(piece):
-                if payload.strip() == b"[DONE]":
-                    await _drain(resp)
-                    return
-                chunk = _parse_chunk(payload)
-                finished = finished or _has_finish(chunk)
-                yield chunk, payload
+            batch, done, error, ends = _parse_events(parser.feed(piece))
+            finished = finished or ends
+            if batch:
+                yield batch
+            if error is not None:
+                raise error
+            if done:
+                await _drain(resp)
+                return
     except (aiohttp.ClientError, TimeoutError) as e:
         if not finished:
             raise _transport_error(e, settings, mid_stream=True) from None
@@ -226,16 +234,34 @@ async def iter_chunks(
     finally:
         resp.release()  # back to the pool when the body was read to its end, else closed
     last = parser.end()  # the last event came without its terminating blank line
-    if last is not None and last.strip() != b"[DONE]":
-        chunk = _parse_chunk(last)
-        finished = finished or _has_finish(chunk)
-        yield chunk, last
-    elif last is not None:
-        return
-    if not finished:
+    batch, done, error, ends = _parse_events([last] if last is not None else [])
+    finished = finished or ends
+    if batch:
+        yield batch
+    if error is not None:
+        raise error
+    if not (done or finished):
         raise UpstreamError(
             502, "the engine stream ended before the answer finished", "engine_stream_broken"
         )
+
+
+def _parse_events(
+    payloads: list[bytes],
+) -> tuple[list[tuple[dict[str, Any], bytes]], bool, UpstreamError | None, bool]:
+    """(the chunks before [DONE] or the first bad event, [DONE] seen?, the bad event's error,
+    does a chunk carry a finish_reason?)."""
+    batch, ends = [], False
+    for payload in payloads:
+        if payload.strip() == b"[DONE]":
+            return batch, True, None, ends
+        try:
+            chunk = _parse_chunk(payload)
+        except UpstreamError as e:
+            return batch, False, e, ends
+        ends = ends or _has_finish(chunk)
+        batch.append((chunk, payload))
+    return batch, False, None, ends
 
 
 async def _drain(resp: aiohttp.ClientResponse) -> None:
@@ -250,8 +276,8 @@ async def _drain(resp: aiohttp.ClientResponse) -> None:
 
 def _parse_chunk(payload: bytes) -> dict[str, Any]:
     try:
-        chunk = json.loads(payload)
-    except ValueError:
+        chunk = _DECODE(payload.decode())
+    except ValueError:  # UnicodeDecodeError too
         raise UpstreamError(
             502, "the engine sent invalid JSON mid-stream", "engine_bad_response"
         ) from None
@@ -265,14 +291,21 @@ def _parse_chunk(payload: bytes) -> dict[str, Any]:
 
 def _has_finish(chunk: dict[str, Any]) -> bool:
     choices = chunk.get("choices")
-    return isinstance(choices, list) and any(
-        isinstance(c, dict) and c.get("finish_reason") for c in choices
-    )
+    if isinstance(choices, list):
+        for choice in choices:
+            if isinstance(choice, dict) and choice.get("finish_reason"):
+                return True
+    return False
 
 
-@functools.cache
+@functools.lru_cache(maxsize=64)
 def _json_string(text: str) -> bytes:
     return json.dumps(text, ensure_ascii=False).encode()
+
+
+@functools.lru_cache(maxsize=64)
+def _json_value(raw: bytes) -> Any:
+    return json.loads(raw)
 
 
 def with_model(raw: bytes, chunk: dict[str, Any], model: str) -> bytes:
@@ -284,7 +317,7 @@ def with_model(raw: bytes, chunk: dict[str, Any], model: str) -> bytes:
         found is not None
         and isinstance(chunk.get("model"), str)
         and _MODEL_FIELD.search(raw, found.end()) is None
-        and json.loads(found.group(1)) == chunk["model"]
+        and _json_value(found.group(1)) == chunk["model"]
     ):
         start, end = found.span(1)
         return raw[:start] + _json_string(model) + raw[end:]
