@@ -9,6 +9,7 @@ import platform
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator, Sequence
@@ -123,30 +124,44 @@ def free_port() -> int:
 def spawn(
     cmd: Sequence[str], health_url: str, timeout_s: float = 60.0, env: dict | None = None
 ) -> Iterator[subprocess.Popen]:
-    """Run a server process until the block ends; wait until `health_url` answers 200 first."""
-    proc = subprocess.Popen(
-        list(cmd), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env
-    )
-    try:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(
-                    f"{cmd[0]} exited with {proc.returncode}: {proc.stderr.read()[-2000:]}"
-                )
-            try:
-                with urllib.request.urlopen(health_url, timeout=1) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{health_url} did not answer within {timeout_s:.0f} s")
-            time.sleep(0.1)
-        yield proc
-    finally:
-        proc.terminate()
+    """Run a server process until the block ends; wait until `health_url` answers 200 first.
+
+    Its output goes to a temporary file (a pipe nobody reads could fill up and stall it); the
+    last of it is shown when the process dies before it is healthy.
+    """
+    with tempfile.TemporaryFile("w+") as log:
+        proc = subprocess.Popen(list(cmd), stdout=log, stderr=subprocess.STDOUT, text=True, env=env)
         try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+            _wait_healthy(proc, health_url, timeout_s, log)
+            yield proc
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def _wait_healthy(proc: subprocess.Popen, url: str, timeout_s: float, log: Any) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if proc.poll() is not None:
+            log.seek(0)
+            raise RuntimeError(
+                f"{proc.args[0]} exited with {proc.returncode}: {log.read()[-2000:]}"
+            )
+        try:
+            with urllib.request.urlopen(url, timeout=1) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{url} did not answer within {timeout_s:.0f} s")
+        time.sleep(0.1)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (Linux /proc), in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

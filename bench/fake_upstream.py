@@ -99,11 +99,13 @@ async def _stream(send: Any, pieces: list[str], latency_s: float, model: str) ->
     for i, piece in enumerate(pieces):
         await asyncio.sleep(gap)
         delta = {"role": "assistant", "content": piece} if i == 0 else {"content": piece}
+        finish = "stop" if i == len(pieces) - 1 else None
         chunk = {
             "id": "chatcmpl-bench",
             "object": "chat.completion.chunk",
             "model": model,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": None}],
+            # as vLLM: finish_reason on the last content chunk
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
         }
         await send(
             {

@@ -7,7 +7,9 @@ Three processes: the fake upstream (fixed latency, N streamed chunks), the gatew
 (`socratic serve --engine-url`, limits raised out of the way, logs at WARNING) and this one, the
 load client (aiohttp, one connection per request in flight). Per cell: p50/p99 latency, time to
 first chunk, requests/s; and the ratios gateway/direct. Goal: p50 added latency <= 1 ms and
-throughput ratio >= 0.9 at 64 concurrent streams.
+throughput ratio >= 0.9 at 64 concurrent streams. On a machine with few cores the three processes
+compete for them, so the CPU time the gateway process spends per request (read from /proc) is
+reported too: it is what the gateway costs, whatever else runs.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import sys
 import time
 from typing import Any
 
-from bench.common import free_port, percentile, print_table, spawn
+from bench.common import cpu_seconds, free_port, percentile, print_table, spawn
 
 LATENCY_MS = 50.0  # the fake upstream's total response time
 CHUNKS = 16  # streamed chunks per response
@@ -78,12 +80,15 @@ def run(quick: bool) -> dict[str, Any]:
               "--port", str(gw_port), "--log-level", "WARNING"]  # fmt: skip
     env = {**os.environ, "MAX_CONCURRENCY_PER_KEY": "100000", "MAX_TOKENS_CAP": "4096"}
     rows = []
-    with spawn(up_cmd, upstream + "/health"), spawn(gw_cmd, gateway + "/ready", env=env):
+    with (
+        spawn(up_cmd, upstream + "/health") as up,
+        spawn(gw_cmd, gateway + "/ready", env=env) as gw,
+    ):
         for stream in (False, True):
             for c in levels:
                 n = max(20, c * per_level)
-                direct = asyncio.run(_load(upstream, c, n, stream))
-                through = asyncio.run(_load(gateway, c, n, stream))
+                direct = _measured(upstream, c, n, stream, up.pid)
+                through = _measured(gateway, c, n, stream, gw.pid)
                 rows.append(_row(stream, c, n, direct, through))
     _print(rows)
     at64 = next(r for r in rows if r["stream"] and r["concurrency"] == 64)
@@ -97,6 +102,14 @@ def run(quick: bool) -> dict[str, Any]:
             "throughput_ratio": {f"{'stream' if r['stream'] else 'json'}@{r['concurrency']}": r["throughput_ratio"] for r in rows}}  # fmt: skip
 
 
+def _measured(url: str, c: int, n: int, stream: bool, server_pid: int) -> dict[str, float]:
+    """Load figures plus the CPU time the server process (`server_pid`) spent per request."""
+    before = cpu_seconds(server_pid)
+    figures = asyncio.run(_load(url, c, n, stream))
+    figures["server_cpu_us"] = (cpu_seconds(server_pid) - before) / (n + c) * 1e6  # + warm-up
+    return figures
+
+
 def _row(stream: bool, c: int, n: int, direct: dict, through: dict) -> dict[str, Any]:
     return {
         "stream": stream,
@@ -107,6 +120,8 @@ def _row(stream: bool, c: int, n: int, direct: dict, through: dict) -> dict[str,
         "added_p50_ms": through["p50_ms"] - direct["p50_ms"],
         "added_ttfc_p50_ms": through["ttfc_p50_ms"] - direct["ttfc_p50_ms"],
         "throughput_ratio": through["rps"] / direct["rps"],
+        "gateway_cpu_us": through["server_cpu_us"],
+        "upstream_cpu_us": direct["server_cpu_us"],
     }
 
 
@@ -114,9 +129,10 @@ def _print(rows: list[dict]) -> None:
     print_table(
         f"gateway vs direct: fake upstream {LATENCY_MS:.0f} ms, {CHUNKS} chunks when streaming",
         ["mode", "conc", "direct p50", "gw p50", "added p50", "gw p99", "added ttfc", "direct rps",
-         "gw rps", "ratio"],
+         "gw rps", "ratio", "gw cpu/req", "fake cpu/req"],
         [["stream" if r["stream"] else "json", r["concurrency"], r["direct"]["p50_ms"],
           r["gateway"]["p50_ms"], r["added_p50_ms"], r["gateway"]["p99_ms"], r["added_ttfc_p50_ms"],
-          r["direct"]["rps"], r["gateway"]["rps"], r["throughput_ratio"]] for r in rows],
+          r["direct"]["rps"], r["gateway"]["rps"], r["throughput_ratio"], r["gateway_cpu_us"],
+          r["upstream_cpu_us"]] for r in rows],
     )  # fmt: skip
-    print("(latencies in ms)")
+    print("(latencies in ms; cpu/req: CPU time of that server process per request, in µs)")
