@@ -98,9 +98,9 @@ def iter_conversations(
                 continue
             try:
                 record = row.value if fmt is None else import_record(row.value, fmt)
+                conv = parse_conversation(record, limits)  # before insertion: indices as in the row
                 if system_prompt is not None:
-                    record = _ensure_system(record, system_prompt)
-                conv = parse_conversation(record, limits)
+                    conv.messages = with_system_prompt(conv.messages, system_prompt)
             except SchemaError as e:
                 report.invalid.append((row.where, str(e)))
                 continue
@@ -114,11 +114,3 @@ def iter_conversations(
             report.exchanges[conv.exchanges] += 1
             report.lengths.extend(len(m["content"]) for m in conv.messages if m["role"] != "system")
             yield conv
-
-
-def _ensure_system(record: dict, system_prompt: str) -> dict:
-    key = "conversations" if "conversations" in record else "messages"
-    msgs = record.get(key)
-    if isinstance(msgs, list) and msgs and all(isinstance(m, dict) for m in msgs):
-        return {**record, key: with_system_prompt(msgs, system_prompt)}
-    return record

@@ -130,3 +130,28 @@ def test_help_of_every_command_works():
         [sys.executable, "-m", "tutor.cli", "--help"], capture_output=True, text=True, timeout=60
     )
     assert res.returncode == 0 and "data" in res.stdout
+
+
+def test_convert_errors_name_the_index_in_the_input_row(tmp_path, capsys):
+    """The tutor prompt is inserted after validation, so `conversations[1]` is the row's own [1]."""
+    bad = {
+        "conversations": [{"role": "user", "content": "u"}, {"role": "assistant", "content": " "}]
+    }
+    p = _write(tmp_path / "in.jsonl", [json.dumps(bad)])
+    assert main(["data", "convert", str(p), "--out", str(tmp_path / "o.jsonl")]) == 1
+    assert (
+        f"{p}:1: conversations[1].content: empty after stripping whitespace"
+        in capsys.readouterr().err
+    )
+
+
+def test_output_piped_into_a_reader_that_leaves_early(tmp_path):
+    """`socratic data validate big.jsonl | head -1`: exit 141 quietly, no traceback."""
+    bad = json.dumps({"conversations": [{"role": "user", "content": "x"}]})
+    p = _write(tmp_path / "big.jsonl", [bad] * 20000)
+    cmd = [sys.executable, "-m", "tutor.cli", "data", "validate", str(p)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc.stdout.readline()
+    proc.stdout.close()
+    assert proc.wait(timeout=120) == 141
+    assert "Traceback" not in proc.stderr.read()
