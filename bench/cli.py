@@ -28,7 +28,9 @@ def register(root: argparse._SubParsersAction) -> None:
         "versions and the command line. " + "; ".join(f"{k}: {v}" for k, v in BENCHMARKS.items()),
     )
     p.add_argument(
-        "name", choices=[*BENCHMARKS, "all"], help="which benchmark (all = every CPU benchmark)"
+        "name",
+        choices=[*BENCHMARKS, "all"],
+        help="which benchmark (all = every one; train runs the CUDA variants when a GPU is present)",
     )
     p.add_argument(
         "--quick", action="store_true", help="smaller sizes for a run of a minute or two"
