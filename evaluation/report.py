@@ -7,6 +7,10 @@ needs no new generation) and, when present, `judgements.jsonl` and `simulations.
 `report.md`, `scores.csv` (one row per item x endpoint), `summary.json`, `metrics.png` (means with
 bootstrap 95% CIs per endpoint) and `subjects.png` (per-subject heat map). The first endpoint is
 the baseline; every other endpoint is compared with it on the items both answered.
+
+A metric that does not apply to an item (`good_move_made` on single-turn items, `reveals_answer`
+on items without a reference or whose reference already appears in the problem) is counted as
+`not_applicable`, outside its n; `missing` is kept for failed replies and judgements.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from pathlib import Path
 
 from evaluation.judge import DIMENSIONS, judgement_scores
 from evaluation.stats import describe, paired_comparison
-from evaluation.tasks import parse_item
+from evaluation.tasks import EvalItem, parse_item
 from tutor.io import DataError, atomic_open, read_rows
 
 OFFLINE = ["asks_question", "reveals_answer", "good_move_made", "question_count", "words"]
@@ -36,8 +40,21 @@ def _load(path: Path) -> list[dict]:
     return rows
 
 
+def _applies(item: EvalItem, metric: str) -> bool:
+    """Whether `metric` is defined for `item` at all (else: not applicable, never missing)."""
+    if metric == "reveals_answer":
+        return bool(item.reveal_measurable)
+    if metric == "good_move_made":
+        return item.good_move is not None
+    return True
+
+
 def collect_scores(run_dir: Path) -> tuple[list[dict], dict]:
-    """One flat row per item x endpoint (metrics as numbers, NaN = missing) and the counts."""
+    """One flat row per item x endpoint and the counts.
+
+    Metrics are numbers; NaN = missing (failed reply or judgement), None = not applicable to the
+    item (`good_move_made` on single-turn items, `reveals_answer` without a measurable reference).
+    """
     rows = _load(run_dir / "responses.jsonl")
     judged: dict[tuple, dict] = {}
     counts = {"replies": len(rows), "failed_replies": sum(1 for r in rows if r.get("error"))}
@@ -46,29 +63,49 @@ def collect_scores(run_dir: Path) -> tuple[list[dict], dict]:
         judged = {(j["id"], j["endpoint"]): j["judgement"] for j in judgements if j["judgement"]}
         counts["judged"] = len(judged)
         counts["judge_missing"] = len(judgements) - len(judged)
-    flat = []
+    flat, items = [], {}
     for r in rows:
+        item = items[r["id"]] = parse_item(r, f"{run_dir}/responses.jsonl")
         out = {"id": r["id"], "endpoint": r["endpoint"], "subject": r["subject"], "kind": r["kind"]}
-        metrics = {}
-        if r.get("response") is not None:
-            metrics = parse_item(r, f"{run_dir}/responses.jsonl").score(r["response"])
+        metrics = item.score(r["response"]) if r.get("response") is not None else {}
         for name in OFFLINE:
             value = metrics.get(name)
-            out[name] = math.nan if value is None else float(value)
+            out[name] = None if not _applies(item, name) else _number(value)
         if judged:
             j = judged.get((r["id"], r["endpoint"]))
             scores = judgement_scores(j) if j else {}
             out.update({name: scores.get(name, math.nan) for name in JUDGE})
         flat.append(out)
+    with_ref = [i for i in items.values() if i.reference_answer is not None]
+    counts["reveal_no_reference"] = len(items) - len(with_ref)
+    counts["reveal_not_measurable"] = sum(1 for i in with_ref if not i.reveal_measurable)
     return flat, counts
+
+
+def _number(value) -> float:
+    return math.nan if value is None else float(value)
+
+
+def _describe(values: list) -> dict:
+    """`describe` of the applicable values, plus how many were not applicable."""
+    stats = describe([v for v in values if v is not None])
+    return {**stats, "not_applicable": sum(1 for v in values if v is None)}
 
 
 def _paired(flat: list[dict], metric: str, base: str, other: str) -> dict:
     by_id = {(r["id"], r["endpoint"]): r[metric] for r in flat}
     ids = sorted({r["id"] for r in flat})
-    a = [by_id.get((i, base), math.nan) for i in ids]
-    b = [by_id.get((i, other), math.nan) for i in ids]
+    a = [_or_nan(by_id.get((i, base))) for i in ids]
+    b = [_or_nan(by_id.get((i, other))) for i in ids]
     return paired_comparison(a, b)
+
+
+def _or_nan(value: float | None) -> float:
+    return math.nan if value is None else value
+
+
+def _scored(value: float | None) -> bool:
+    return value is not None and not math.isnan(value)
 
 
 def summarise(run_dir: Path) -> tuple[list[dict], dict]:
@@ -76,9 +113,9 @@ def summarise(run_dir: Path) -> tuple[list[dict], dict]:
     config = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
     flat, counts = collect_scores(run_dir)
     endpoints = list(config["endpoints"])
-    metrics = [m for m in OFFLINE + JUDGE if any(m in r and not math.isnan(r[m]) for r in flat)]
+    metrics = [m for m in OFFLINE + JUDGE if any(_scored(r.get(m)) for r in flat)]
     per_endpoint = {
-        e: {m: describe([r[m] for r in flat if r["endpoint"] == e]) for m in metrics}
+        e: {m: _describe([r[m] for r in flat if r["endpoint"] == e]) for m in metrics}
         for e in endpoints
     }
     comparisons = {
@@ -108,7 +145,7 @@ def summarise(run_dir: Path) -> tuple[list[dict], dict]:
 
 
 def _mean(values: list[float]) -> float:
-    kept = [v for v in values if not math.isnan(v)]
+    kept = [v for v in values if _scored(v)]
     return sum(kept) / len(kept) if kept else math.nan
 
 

@@ -51,6 +51,8 @@ def render_markdown(summary: dict) -> str:
             else ""
         ),
         "",
+        _applicability(summary["counts"]),
+        "",
         "## Means per endpoint (bootstrap 95% CI)",
         "",
         "| metric | " + " | ".join(endpoints) + " | what it is |",
@@ -60,7 +62,8 @@ def render_markdown(summary: dict) -> str:
         cells = []
         for e in endpoints:
             d = summary["per_endpoint"][e][m]
-            cells.append(f"{_f(d['mean'])} {_ci(d['ci95'])} n={d['n']}")
+            missing = f" missing={d['missing']}" if d["missing"] else ""
+            cells.append(f"{_f(d['mean'])} {_ci(d['ci95'])} n={d['n']}{missing}")
         lines.append(f"| {m} | " + " | ".join(cells) + f" | {EXPLAIN.get(m, '')} |")
     for name, comp in summary["comparisons"].items():
         lines += _comparison_table(name, comp)
@@ -70,6 +73,17 @@ def render_markdown(summary: dict) -> str:
     if summary["per_subject"]:
         lines += ["![per subject](subjects.png)", ""]
     return "\n".join(lines) + "\n"
+
+
+def _applicability(counts: dict) -> str:
+    """What n leaves out: items a metric does not apply to are excluded, not missing."""
+    return (
+        "`reveals_answer` is not measurable on "
+        f"{counts.get('reveal_not_measurable', 0)} item(s) whose reference answer already "
+        "appears in the problem (a reply stating it would read as a restatement) and undefined on "
+        f"{counts.get('reveal_no_reference', 0)} item(s) without a reference; `good_move_made` "
+        "applies to multi-turn items only. These are excluded from n, not counted as missing."
+    )
 
 
 def _comparison_table(name: str, comp: dict) -> list[str]:

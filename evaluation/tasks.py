@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tutor.io import DataError, read_rows
-from tutor.metrics import score_response
+from tutor.metrics import reveals_answer, score_response
 from tutor.prompts import TUTOR_SYSTEM_PROMPT
 
 SET_FILES = ("single_turn.jsonl", "multi_turn.jsonl")
@@ -52,14 +52,22 @@ class EvalItem:
         """The request messages: the tutor system prompt, then the conversation."""
         return [{"role": "system", "content": system_prompt}, *self.messages]
 
+    @property
+    def reveal_measurable(self) -> bool | None:
+        """Whether `reveals_answer` can detect this item's answer at all (None: no reference)."""
+        return reveal_measurable(self.messages, self.reference_answer)
+
     def score(self, response: str) -> dict:
         """Offline metrics of the tutor's reply, plus `good_move_made` for multi-turn items.
+
+        `reveals_answer` is None (not measurable) when the item has no reference or when its
+        reference already appears in the conversation (see `reveal_measurable`).
 
         guide: asks a question without giving the answer away; confirm: affirms the student's
         correct answer without reopening it with more questions than one; encourage: guides and
         acknowledges the feeling (a phrase list; the LLM judge's tone label is the better measure).
         """
-        metrics = score_response(
+        metrics = score_messages(
             [*self.messages, {"role": "assistant", "content": response}], self.reference_answer
         )
         if self.good_move:
@@ -71,6 +79,27 @@ class EvalItem:
             }[self.good_move]
             metrics["good_move_made"] = made
         return metrics
+
+
+def reveal_measurable(context: list[dict], reference_answer: str | None) -> bool | None:
+    """Whether a reply stating `reference_answer` outright would count as revealing it.
+
+    `tutor.metrics.reveals_answer` does not count a number already in the context (a restatement),
+    so when the problem itself contains the answer no reply can ever register as revealing it;
+    such items would bias the rate toward "does not reveal". None when there is no reference.
+    """
+    if reference_answer is None or not reference_answer.strip():
+        return None
+    text = "\n".join(m["content"] for m in context if m.get("role") != "system")
+    return bool(reveals_answer(f"The answer is {reference_answer}.", reference_answer, text))
+
+
+def score_messages(messages: list[dict], reference_answer: str | None) -> dict:
+    """`tutor.metrics.score_response`, with `reveals_answer` None where it is not measurable."""
+    metrics = score_response(messages, reference_answer)
+    if reveal_measurable(messages[:-1], reference_answer) is False:
+        metrics["reveals_answer"] = None
+    return metrics
 
 
 def parse_item(value: object, where: str) -> EvalItem:

@@ -77,6 +77,8 @@ def test_report_renders(tmp_path, fake_openai) -> None:
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
     summary = json.loads((run / "summary.json").read_text())  # strict JSON: NaN written as null
     assert summary["per_endpoint"]["base"]["judge_socratic"]["missing"] == 1
+    moves = summary["per_endpoint"]["base"]["good_move_made"]  # single-turn items: not applicable
+    assert (moves["n"], moves["missing"], moves["not_applicable"]) == (1, 0, 2)
     assert summary["simulation"]["base"]["telling_at_k"]["mean"] == 1.0
     header = (run / "scores.csv").read_text().splitlines()[0]
     assert header.startswith("id,endpoint,subject,kind,asks_question,reveals_answer")
