@@ -12,6 +12,8 @@ import re
 import shutil
 from pathlib import Path
 
+from trainer.config import ConfigError
+
 MARKER = "COMPLETE"
 _STEP = re.compile(r"^checkpoint-(\d+)$")
 
@@ -46,6 +48,23 @@ def mark_complete(ckpt_dir: str | Path, config_yaml: str) -> None:
     tmp.replace(d / MARKER)
 
 
+def check_resume(resume: str) -> None:
+    """`train.resume` is auto, never or a complete checkpoint dir; checked before any loading.
+
+    Not a config validator: a saved run config must still load (for export) after its resume
+    checkpoint was rotated away.
+    """
+    if resume in ("auto", "never"):
+        return
+    p = Path(resume)
+    if not p.is_dir():
+        raise ConfigError(
+            f"train.resume: {resume!r} is neither auto, never nor an existing checkpoint directory"
+        )
+    if not (p / MARKER).is_file():
+        raise ConfigError(f"train.resume: {p} is not a complete checkpoint (no {MARKER} file)")
+
+
 def resolve_resume(run_dir: str | Path, resume: str) -> Path | None:
     """`auto`: newest complete checkpoint (None = fresh start); `never`: None; else that path.
 
@@ -55,10 +74,8 @@ def resolve_resume(run_dir: str | Path, resume: str) -> Path | None:
     if resume == "never":
         return None
     if resume != "auto":
-        p = Path(resume)
-        if not (p / MARKER).is_file():
-            raise ValueError(f"train.resume: {p} is not a complete checkpoint (no {MARKER} file)")
-        return p
+        check_resume(resume)
+        return Path(resume)
     for _, p, ok in checkpoints(run_dir):
         if not ok:
             print(f"resume: removing incomplete checkpoint {p}")

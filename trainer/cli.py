@@ -3,6 +3,7 @@ trainer.export. Only argparse-level code is imported here; torch loads inside th
 
     socratic train --config configs/tiny-cpu.yaml train.epochs=2
     socratic export --run runs/tiny --out runs/tiny/export --push-to-hub you/tutor-tiny
+    socratic export --run runs/tiny export.dtype=bfloat16 --allow-unverified
     accelerate launch --num_processes 2 -m trainer.cli train --config configs/qwen2.5-7b-qlora.yaml
 """
 
@@ -46,12 +47,26 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="push merged weights to REPO_ID and the adapter to REPO_ID-lora (needs HF_TOKEN)",
     )
     e.add_argument("--private", action="store_true", help="create the Hub repos as private")
+    e.add_argument(
+        "--allow-unverified",
+        action="store_true",
+        help="keep and push the export even when verify generation does not stop at <|im_end|> "
+        "(default: exit 1, nothing pushed; config export.allow_unverified)",
+    )
+    e.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="export.KEY=VALUE",
+        help="export settings over the run's config.yaml, e.g. export.dtype=bfloat16",
+    )
     e.set_defaults(func=cmd_export)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from trainer.config import ConfigError, load_config
+    from trainer.config import ConfigError, TrainError, load_config
     from tutor.cli import CommandError
+    from tutor.io import DataError
+    from tutor.schema import SchemaError
 
     try:
         cfg = load_config(args.config, args.overrides)
@@ -60,28 +75,36 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.print_config:
         print(cfg.to_yaml(), end="")
         return 0
-    from trainer.export import PushError
+    from trainer.export import PushError, UnverifiedExportError
     from trainer.train import train
 
     try:
         run_dir = train(cfg)
-    except PushError as err:
+    except (PushError, UnverifiedExportError) as err:
         raise CommandError(str(err), code=1) from None
-    except ValueError as err:
+    except (TrainError, DataError, SchemaError) as err:  # library errors keep their traceback
         raise CommandError(str(err)) from None
     print(f"run dir: {run_dir}")
     return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from trainer.export import PushError, export_run
+    from trainer.config import TrainError
+    from trainer.export import PushError, UnverifiedExportError, export_run
     from tutor.cli import CommandError
 
     try:
-        out = export_run(args.run, args.out, args.push_to_hub, args.private)
-    except PushError as err:
+        out = export_run(
+            args.run,
+            args.out,
+            args.push_to_hub,
+            args.private,
+            allow_unverified=args.allow_unverified,
+            overrides=args.overrides,
+        )
+    except (PushError, UnverifiedExportError) as err:
         raise CommandError(str(err), code=1) from None
-    except (FileNotFoundError, ValueError) as err:
+    except (FileNotFoundError, TrainError) as err:
         raise CommandError(str(err)) from None
     print(f"export dir: {out}")
     return 0

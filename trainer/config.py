@@ -28,7 +28,11 @@ ENV_PREFIX = "SOCRATIC_"
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
-class ConfigError(ValueError):
+class TrainError(ValueError):
+    """A problem the user can fix (config, data, tokenizer, checkpoint); a one-line message."""
+
+
+class ConfigError(TrainError):
     """A bad preset, override or value; the message is one line naming the key."""
 
 
@@ -81,7 +85,9 @@ class TrainSection(_Section):
     max_grad_norm: float = Field(1.0, gt=0)
     optim: str = "adamw_torch"
     logging_steps: int = Field(1, ge=1)
-    eval_steps: int = Field(-1, description="eval every N steps; -1 = once per epoch, 0 = off")
+    eval_steps: int = Field(
+        -1, ge=-1, description="eval every N steps; -1 = once per epoch, 0 = off"
+    )
     save_steps: int = Field(50, ge=1)
     save_total_limit: int = Field(3, ge=1)
     resume: str = Field("auto", description="auto | never | path to a checkpoint dir")
@@ -103,6 +109,9 @@ class ExportConfig(_Section):
     served_name: str = "socratic-tutor"
     verify_prompt: str = "Why do heavier objects not fall faster than lighter ones?"
     verify_max_new_tokens: int = Field(128, ge=1)
+    allow_unverified: bool = Field(
+        False, description="export (and push) even when verify generation does not stop"
+    )
 
 
 class Config(_Section):

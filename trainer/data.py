@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from trainer.config import TrainError
+
 IGNORE = -100
 
 
@@ -39,7 +41,8 @@ class EncodeStats:
     tokens: int = 0
     label_tokens: int = 0
     bins: int = 0
-    bin_fill: float = 1.0  # real tokens / (bins * max_seq_len) when packed
+    # packed: real tokens / (bins * max_seq_len); padded: real tokens / sum of B x longest
+    real_token_share: float = 1.0
     notes: list[str] = field(default_factory=list)
 
     def line(self) -> str:
@@ -48,7 +51,8 @@ class EncodeStats:
             f"({self.label_tokens} trained), truncated {self.truncated}, dropped {self.dropped}"
         )
         if self.bins:
-            s += f"; packed into {self.bins} bins, real-token share {self.bin_fill:.1%}"
+            s += f"; packed into {self.bins} bins"
+        s += f", real-token share {self.real_token_share:.1%}"
         return s
 
 
@@ -68,11 +72,11 @@ def template_segments(tokenizer: Any, messages: list[dict[str, str]]) -> list[tu
             continue
         head = _render(tokenizer, messages[:i], gen_prompt=True)
         if not full.startswith(head) or len(head) < pos:
-            raise ValueError("chat template does not render conversation prefixes as prefixes")
+            raise TrainError("chat template does not render conversation prefixes as prefixes")
         start = len(head)
         end = full.find(eos, start + len(msg["content"]))
         if end < 0 or not full[start:end].startswith(msg["content"]):
-            raise ValueError(f"assistant turn {i} is not followed by eos {eos!r} in the template")
+            raise TrainError(f"assistant turn {i} is not followed by eos {eos!r} in the template")
         end += len(eos)
         segments += [(full[pos:start], False), (full[start:end], True)]
         pos = end
@@ -143,6 +147,14 @@ def pack_examples(examples: Sequence[Example], capacity: int) -> list[Example]:
         )
         for b in bins
     ]
+
+
+def padded_share(lengths: Sequence[int], batch_size: int) -> float:
+    """Real tokens / padded tokens when consecutive `batch_size` sequences are right-padded to
+    their longest (1.0 for no sequences)."""
+    batches = [lengths[i : i + batch_size] for i in range(0, len(lengths), batch_size)]
+    padded = sum(len(b) * max(b) for b in batches)
+    return sum(lengths) / padded if padded else 1.0
 
 
 def split_eval(items: list, share: float, seed: int) -> tuple[list, list]:

@@ -8,7 +8,12 @@ the merge is exact. The export dir holds safetensors, tokenizer (with the chat t
 `generation_config.json` whose eos includes `<|im_end|>`, `adapter/` (the LoRA adapter alone),
 `tutor.json` (system prompt + summary, read by the serving gateway), `verify.json`, `config.yaml`
 and a model card `README.md`. It is written to a temporary sibling and renamed into place, so a
-crash never leaves a half export. Rerunning with the same adapter reuses a finished export.
+crash never leaves a half export. Rerunning with the same adapter, base and export settings reuses
+a finished export (the key is in tutor.json as `export_key`).
+
+When the verify generation does not end with `<|im_end|>` within `export.verify_max_new_tokens`,
+the export is kept (verify.json: `"stopped": false`) but `UnverifiedExportError` is raised and
+nothing is pushed, unless `allow_unverified` (`--allow-unverified`, `export.allow_unverified`).
 """
 
 from __future__ import annotations
@@ -19,13 +24,21 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from trainer.config import Config, load_config
+from trainer.config import Config, ConfigError, TrainError, load_config
 
 END_OF_TURN = "<|im_end|>"
 
 
+# Export settings that change what is written; the others (push target, out_dir) do not.
+KEY_FIELDS = ("dtype", "served_name", "verify_prompt", "verify_max_new_tokens")
+
+
 class PushError(RuntimeError):
     """The Hub push failed; the local export is intact and the message says how to retry."""
+
+
+class UnverifiedExportError(RuntimeError):
+    """Greedy generation did not stop at `<|im_end|>`; the export is kept but not pushed."""
 
 
 def export_run(
@@ -33,22 +46,40 @@ def export_run(
     out_dir: str | Path | None = None,
     push_to_hub: str | None = None,
     private: bool = False,
+    allow_unverified: bool = False,
+    overrides: list[str] | None = None,
 ) -> Path:
-    """Merge, save and verify `run_dir`'s adapter; optionally push. Returns the export dir."""
+    """Merge, save and verify `run_dir`'s adapter; optionally push. Returns the export dir.
+
+    `overrides` are `export.key=value` pairs applied over the run's saved config. Raises
+    `UnverifiedExportError` (after writing the export, before any push) when the verify generation
+    did not stop, unless `allow_unverified` or `export.allow_unverified` is true.
+    """
     run = Path(run_dir)
     adapter = run / "adapter"
     if not (adapter / "adapter_config.json").is_file():
         raise FileNotFoundError(f"{adapter}: no trained adapter (run `socratic train` to the end)")
-    cfg = load_config(run / "config.yaml", [], env={})
+    for item in overrides or []:
+        if not item.startswith("export."):
+            raise ConfigError(f"override '{item}': only export.* keys apply to an export")
+    cfg = load_config(run / "config.yaml", overrides or [], env={})
     summary = _read_json(run / "train_summary.json")
     if (run / "evaluation.json").is_file():  # optional: results saved by the evaluation stage
         summary["evaluation"] = _read_json(run / "evaluation.json")
     out = Path(out_dir or cfg.export.out_dir or run / "export")
     digest = _sha256(adapter / "adapter_model.safetensors")
-    if _read_json(out / "tutor.json").get("adapter_sha256") == digest:
-        print(f"export: {out} already holds this adapter merged; reusing it")
+    key = export_key(cfg, digest)
+    if _read_json(out / "tutor.json").get("export_key") == key:
+        print(f"export: {out} already holds this adapter merged with these settings; reusing it")
     else:
-        _build(cfg, adapter, out, summary, digest)
+        _build(cfg, adapter, out, summary, digest, key)
+    report = _read_json(out / "verify.json")
+    if not report.get("stopped") and not (allow_unverified or cfg.export.allow_unverified):
+        raise UnverifiedExportError(
+            f"{out}: verify generation did not stop at {END_OF_TURN} within "
+            f"{report.get('max_new_tokens')} new tokens; export kept, nothing pushed "
+            "(train longer, or accept it with --allow-unverified / export.allow_unverified=true)"
+        )
     if push_to_hub:
         from trainer.push import push_export
 
@@ -63,7 +94,18 @@ def export_run(
     return out
 
 
-def _build(cfg: Config, adapter: Path, out: Path, summary: dict, digest: str) -> None:
+def export_key(cfg: Config, adapter_sha256: str) -> str:
+    """Hash of everything that decides the export's content: adapter, base, export settings."""
+    parts = {
+        "adapter_sha256": adapter_sha256,
+        "base": cfg.model.name,
+        "revision": cfg.model.revision,
+        **{k: getattr(cfg.export, k) for k in KEY_FIELDS},
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+
+def _build(cfg: Config, adapter: Path, out: Path, summary: dict, digest: str, key: str) -> None:
     tmp = out.parent / f".{out.name}.partial"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -80,6 +122,7 @@ def _build(cfg: Config, adapter: Path, out: Path, summary: dict, digest: str) ->
         "served_name_hint": cfg.export.served_name,
         "end_of_turn": tokenizer.eos_token,
         "adapter_sha256": digest,
+        "export_key": key,
         "train": {k: v for k, v in summary.items() if k != "system_prompt"},
         "verify": report,
     }
@@ -152,7 +195,7 @@ def verify_export(
     messages = [{"role": "system", "content": system_prompt}, {"role": "user", "content": prompt}]
     text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     if system_prompt not in text or prompt not in text:
-        raise ValueError(f"{export_dir}: the saved chat template does not render the messages")
+        raise TrainError(f"{export_dir}: the saved chat template does not render the messages")
     inputs = tokenizer(text, return_tensors="pt", add_special_tokens=False).to(model.device)
     with torch.no_grad():
         out = model.generate(

@@ -21,9 +21,16 @@ from pathlib import Path
 from typing import Any
 
 from trainer.backends import choose_backend, torch_dtype
-from trainer.checkpoints import resolve_resume
-from trainer.config import Config, resolve_path
-from trainer.data import Collator, encode_all, load_conversations, pack_examples, split_eval
+from trainer.checkpoints import check_resume, resolve_resume
+from trainer.config import Config, TrainError, resolve_path
+from trainer.data import (
+    Collator,
+    encode_all,
+    load_conversations,
+    pack_examples,
+    padded_share,
+    split_eval,
+)
 
 TINY = "tiny"
 
@@ -32,16 +39,17 @@ def train(cfg: Config) -> Path:
     """Train a LoRA adapter per `cfg`; returns the run dir (also when stopped early by SIGTERM)."""
     run_dir = Path(cfg.train.output_dir)
     main = int(os.environ.get("RANK", "0")) == 0
+    check_resume(cfg.train.resume)
     backend, why = choose_backend(cfg.train.backend)
     cfg = cfg.model_copy(deep=True)
     cfg.model.name = resolve_base(cfg.model.name, run_dir)
+    if main and (warning := sample_only_warning(cfg)):
+        print(warning)
     config_yaml = cfg.to_yaml()
     if cfg.train.resume == "auto" and finished(run_dir, config_yaml):
         print(f"{run_dir}: already trained with this config (train_summary.json); nothing to do")
         if cfg.export.after_train and main:
-            from trainer.export import export_run
-
-            export_run(run_dir, cfg.export.out_dir, cfg.export.push_to_hub, cfg.export.private)
+            export(cfg, run_dir)
         return run_dir
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -79,10 +87,31 @@ def train(cfg: Config) -> Path:
     if main:
         finish(cfg, trainer, tokenizer, data, run_dir, backend, time.time() - started)
     if cfg.export.after_train and main:
-        from trainer.export import export_run
-
-        export_run(run_dir, cfg.export.out_dir, cfg.export.push_to_hub, cfg.export.private)
+        export(cfg, run_dir)
     return run_dir
+
+
+def export(cfg: Config, run_dir: Path) -> None:
+    from trainer.export import export_run
+
+    export_run(run_dir, cfg.export.out_dir, cfg.export.push_to_hub, cfg.export.private)
+
+
+def sample_only_warning(cfg: Config) -> str | None:
+    """A warning when a real (non-tiny) base would be trained only on the bundled sample file."""
+    from trainer.tiny import _MARKER
+    from tutor.paths import SAMPLE_DIR
+
+    sample = (SAMPLE_DIR / "dialogues.jsonl").resolve()
+    files = [resolve_path(f) for f in cfg.data.train_files]
+    if not files or any(not f.exists() or f.resolve() != sample for f in files):
+        return None
+    if (Path(cfg.model.name) / _MARKER).is_file():
+        return None
+    return (
+        f"warning: training {cfg.model.name} only on the bundled sample ({sample.name}, a few "
+        "dozen dialogues): pass your data with data.train_files=[...] (see docs/training.md)"
+    )
 
 
 def finished(run_dir: Path, config_yaml: str) -> bool:
@@ -117,11 +146,11 @@ def check_special_tokens(tokenizer: Any) -> None:
         )
         tokenizer.eos_token = "<|im_end|>"
     if tokenizer.eos_token is None or tokenizer.pad_token is None:
-        raise ValueError(
+        raise TrainError(
             "tokenizer needs both eos and pad tokens (Qwen2.5: <|im_end|>, <|endoftext|>)"
         )
     if tokenizer.pad_token_id == tokenizer.eos_token_id:
-        raise ValueError(
+        raise TrainError(
             f"tokenizer pad == eos ({tokenizer.eos_token!r}): the model would never learn to stop"
         )
 
@@ -139,7 +168,7 @@ def build_datasets(cfg: Config, tokenizer: Any) -> dict[str, Any]:
         where, reason = report.invalid[0]
         print(f"data: skipped {len(report.invalid)} invalid rows (first: {where}: {reason})")
     if not convs:
-        raise ValueError(f"data.train_files: no valid conversations in {[str(f) for f in files]}")
+        raise TrainError(f"data.train_files: no valid conversations in {[str(f) for f in files]}")
     train_convs, eval_convs = split_eval(convs, d.eval_split, cfg.train.seed)
     train_ex, stats = encode_all(tokenizer, train_convs, d.max_seq_len)
     eval_ex, _ = encode_all(tokenizer, eval_convs, d.max_seq_len)
@@ -147,7 +176,11 @@ def build_datasets(cfg: Config, tokenizer: Any) -> dict[str, Any]:
         train_ex = pack_examples(train_ex, d.max_seq_len)
         eval_ex = pack_examples(eval_ex, d.max_seq_len)
         stats.bins = len(train_ex)
-        stats.bin_fill = stats.tokens / max(1, len(train_ex) * d.max_seq_len)
+        stats.real_token_share = stats.tokens / max(1, len(train_ex) * d.max_seq_len)
+    else:  # padded batches, in dataset order (already shuffled by split_eval)
+        stats.real_token_share = padded_share(
+            [len(ex) for ex in train_ex], cfg.train.per_device_batch_size
+        )
     systems = Counter(m[0]["content"] for m in train_convs)
     return {
         "train": train_ex,
@@ -173,7 +206,7 @@ def make_trainer(cfg, model, tokenizer, data, run_dir, config_yaml, seq_lengths_
     has_eval = bool(data["eval"]) and t.eval_steps != 0
     wandb = bool(os.environ.get("WANDB_API_KEY"))
     if wandb and importlib.util.find_spec("wandb") is None:
-        raise ValueError("WANDB_API_KEY is set but wandb is not installed (pip install wandb)")
+        raise TrainError("WANDB_API_KEY is set but wandb is not installed (pip install wandb)")
     if wandb:
         os.environ.setdefault("WANDB_PROJECT", cfg.wandb.project)
         if cfg.wandb.entity:
@@ -250,7 +283,7 @@ def finish(cfg, trainer, tokenizer, data, run_dir: Path, backend: str, seconds: 
             "truncated": stats.truncated,
             "dropped": stats.dropped,
             "packed_bins": stats.bins,
-            "real_token_share": round(stats.bin_fill, 4),
+            "real_token_share": round(stats.real_token_share, 4),
         },
         "steps": trainer.state.global_step,
         "epochs": trainer.state.epoch,

@@ -1,6 +1,8 @@
 """Training config: both presets load and validate, the GPU preset carries the plan's numbers,
-env and CLI overrides apply in order, bad keys and values fail with one line naming the key, and
-the CLI module stays light (no torch at import)."""
+env and CLI overrides apply in order, bad keys and values fail with one line naming the key,
+train.resume is checked before anything loads, only the project's own errors become one-line
+exits (library errors keep their traceback), a real base trained on the bundled sample alone is
+warned about, and the CLI module stays light (no torch at import)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,11 @@ import sys
 
 import pytest
 
-from trainer.config import ConfigError, load_config
+import trainer.train
+from trainer.checkpoints import MARKER, check_resume
+from trainer.config import ConfigError, TrainError, load_config
+from trainer.train import sample_only_warning, train
+from tutor.cli import main
 from tutor.paths import CONFIGS_DIR
 
 PRESETS = sorted(CONFIGS_DIR.glob("*.yaml"))
@@ -85,6 +91,7 @@ def test_env_then_cli_overrides():
         (["train.backend=tpu"], {}, "train.backend: Input should be 'auto', 'hf' or 'unsloth'"),
         (["train.epochs"], {}, "expected section.key=value"),
         (["data.eval_split=1.5"], {}, "data.eval_split: Input should be less than 1"),
+        (["train.eval_steps=-5"], {}, "train.eval_steps: Input should be greater than or equal"),
         (
             [],
             {"SOCRATIC_TRAIN__BATCH": "4"},
@@ -123,3 +130,50 @@ def test_cli_is_light_and_reports_config_errors():
         "socratic: error: override 'lora.rr': unknown key 'lora.rr' "
         "(allowed: alpha, dropout, r, target_modules)"
     )
+
+
+def test_resume_is_checked_before_loading(tmp_path, monkeypatch):
+    ckpt = tmp_path / "checkpoint-4"
+    ckpt.mkdir()
+    for value, message in [
+        ("bogus", "train.resume: 'bogus' is neither auto, never nor an existing checkpoint"),
+        (str(ckpt), f"train.resume: {ckpt} is not a complete checkpoint"),
+    ]:
+        with pytest.raises(ConfigError, match="^" + message.replace("(", r"\(")):
+            check_resume(value)
+    (ckpt / MARKER).write_text("ok\n")
+    for value in ("auto", "never", str(ckpt)):
+        check_resume(value)
+    monkeypatch.setattr(trainer.train, "choose_backend", lambda _: pytest.fail("loaded on"))
+    cfg = load_config(CONFIGS_DIR / "tiny-cpu.yaml", ["train.resume=bogus"], env={})
+    with pytest.raises(ConfigError, match="train.resume"):
+        train(cfg)
+
+
+def test_only_project_errors_become_one_line_exits(monkeypatch, capsys):
+    def deep_library_error(cfg):
+        raise ValueError("shapes do not match")
+
+    args = ["train", "--config", str(CONFIGS_DIR / "tiny-cpu.yaml")]
+    monkeypatch.setattr(trainer.train, "train", deep_library_error)
+    with pytest.raises(ValueError, match="shapes do not match"):
+        main(args)
+
+    def user_error(cfg):
+        raise TrainError("data.train_files: no valid conversations in []")
+
+    monkeypatch.setattr(trainer.train, "train", user_error)
+    assert main(args) == 2
+    assert capsys.readouterr().err.strip() == (
+        "socratic: error: data.train_files: no valid conversations in []"
+    )
+
+
+def test_real_base_on_the_bundled_sample_alone_is_warned_about(tiny_base, tmp_path):
+    gpu = load_config(CONFIGS_DIR / "qwen2.5-7b-qlora.yaml", [], env={})
+    assert "only on the bundled sample" in sample_only_warning(gpu)
+    assert "\n" not in sample_only_warning(gpu)
+    hub = load_config(CONFIGS_DIR / "qwen2.5-7b-qlora.yaml", ["data.train_files=[me/x]"], env={})
+    assert sample_only_warning(hub) is None
+    tiny = load_config(CONFIGS_DIR / "tiny-cpu.yaml", [f"model.name={tiny_base}"], env={})
+    assert sample_only_warning(tiny) is None

@@ -2,7 +2,7 @@
 tokenizer): labelled tokens decode to exactly each assistant content + `<|im_end|>`; truncation
 drops examples with nothing left to learn and counts them; best-fit-decreasing packing keeps
 every conversation whole; a packed batch gives the same loss as the same conversations padded;
-pad == eos is refused."""
+pad == eos is refused; the real-token share of padded batches counts each batch to its longest."""
 
 from __future__ import annotations
 
@@ -12,7 +12,14 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from trainer.data import IGNORE, Collator, encode_all, encode_conversation, pack_examples
+from trainer.data import (
+    IGNORE,
+    Collator,
+    encode_all,
+    encode_conversation,
+    pack_examples,
+    padded_share,
+)
 from trainer.tiny import qwen25_chat_template
 from trainer.train import check_special_tokens
 
@@ -119,3 +126,9 @@ def test_pad_equal_to_eos_is_refused(tiny_base):
     t.pad_token = t.eos_token
     with pytest.raises(ValueError, match="never learn to stop"):
         check_special_tokens(t)
+
+
+def test_padded_share_counts_each_batch_to_its_longest():
+    # batches [4, 2] -> 2 x 4 and [3] -> 1 x 3: 9 real tokens of 11
+    assert padded_share([4, 2, 3], 2) == pytest.approx(9 / 11)
+    assert padded_share([5, 5], 2) == 1.0 and padded_share([], 2) == 1.0
