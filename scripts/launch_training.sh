@@ -28,6 +28,7 @@ options:
   --network-volume ID      attach this network volume instead; it outlives the pod (NETWORK_VOLUME_ID)
   --gpu-count N            GPUs in the pod (GPU_COUNT; default 1); above 1 the job runs under
                            `accelerate launch` with the hf backend (DDP; unsloth is single-GPU)
+                           and train.grad_accum=8/N, keeping the effective batch at 16
   --container-disk-gb N    container disk, GB (CONTAINER_DISK_GB; default 60)
   --cloud-type TYPE        SECURE or COMMUNITY (CLOUD_TYPE; default SECURE)
   --min-cuda-version V     only hosts whose driver runs this CUDA; the image is built on CUDA 13.0
@@ -39,7 +40,8 @@ options:
                            the pod is also created with --terminate-after H+1 hours
   --grace-seconds S        wait after a failure before self-removal, s (FAILURE_GRACE_SECONDS; default 600)
   --run-name NAME          run directory under runs/ on the volume (RUN_NAME; default: config name)
-  --train-args "K=V ..."   extra section.key=value overrides for `socratic train` (TRAIN_ARGS)
+  --train-args "K=V ..."   extra section.key=value overrides for `socratic train` (TRAIN_ARGS),
+                           e.g. "data.train_files=[me/socratic-dialogues]" (a Hub dataset)
   --private                create the Hub repos private (HUB_PRIVATE=1)
   --keep-pod               never remove the pod (KEEP_POD=1; it keeps billing)
   --poll-seconds S         status poll interval for --follow, s (FOLLOW_POLL_SECONDS; default 30)
@@ -168,7 +170,19 @@ env_pairs=(CONFIG "$config" HUB_REPO_ID "$hub_repo" HUB_PRIVATE "$private" KEEP_
   HF_TOKEN "{{ RUNPOD_SECRET_${hf_secret} }}")
 if [[ "$gpu_count" -gt 1 ]]; then
   env_pairs+=(TRAIN_LAUNCHER "accelerate launch --num_processes $gpu_count -m trainer.cli")
-  train_args="train.backend=hf${train_args:+ $train_args}"
+  # Keep the preset's effective batch (per-GPU batch x grad_accum, 2 x 8 = 16 for the 7B preset):
+  # split the accumulation over the GPUs. --train-args come after, so train.grad_accum there wins.
+  accum="$(sed -nE 's/^[[:space:]]+grad_accum:[[:space:]]*([0-9]+).*/\1/p' "$repo_root/$config" \
+    2>/dev/null | head -n 1)"
+  multi_gpu_args="train.backend=hf"
+  if [[ -n "$accum" ]] && ((accum % gpu_count == 0)); then
+    multi_gpu_args+=" train.grad_accum=$((accum / gpu_count))"
+  else
+    echo "launch_training: warning: train.grad_accum (${accum:-unknown}) of $config does not" \
+      "divide by $gpu_count GPUs: the effective batch grows ${gpu_count}x unless --train-args" \
+      "sets train.grad_accum" >&2
+  fi
+  train_args="$multi_gpu_args${train_args:+ $train_args}"
 fi
 [[ -n "$run_name" ]] && env_pairs+=(RUN_NAME "$run_name")
 [[ -n "$train_args" ]] && env_pairs+=(TRAIN_ARGS "$train_args")

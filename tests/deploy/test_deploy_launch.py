@@ -3,6 +3,7 @@
 Runs the real script with a fake `runpodctl` on PATH that records its arguments. Covered: the
 `--dry-run` command (current `runpodctl pod create` flags, `--env` JSON with secret references and
 no secret values, the `--terminate-after` backstop), defaults from a .env file and their precedence,
+`--gpu-count` splitting train.grad_accum over the GPUs (the effective batch stays the preset's),
 that a real launch runs exactly the printed command, `--follow` polling until the pod is gone, and
 one-line errors for bad arguments.
 """
@@ -108,8 +109,30 @@ def test_dry_run_options(launch):
     assert (env["HUB_PRIVATE"], env["KEEP_POD"], env["RUN_NAME"]) == ("1", "1", "r1")
     # Two GPUs: DDP through accelerate with the hf backend.
     assert env["TRAIN_LAUNCHER"] == "accelerate launch --num_processes 2 -m trainer.cli"
+    # The tiny preset's grad_accum 1 cannot be split over 2 GPUs: left alone, with a warning.
     assert env["TRAIN_ARGS"] == "train.backend=hf train.epochs=1 lora.r=8"
+    assert "effective batch grows 2x" in done.stderr
     assert env["CONFIG"] == "configs/tiny-cpu.yaml"
+
+
+@pytest.mark.parametrize(
+    ("gpus", "train_args", "warned"),
+    [
+        ("2", "train.backend=hf train.grad_accum=4 data.train_files=[me/dialogues]", False),
+        ("4", "train.backend=hf train.grad_accum=2 data.train_files=[me/dialogues]", False),
+        ("3", "train.backend=hf data.train_files=[me/dialogues]", True),
+    ],
+)
+def test_gpu_count_splits_grad_accum_to_keep_the_effective_batch(launch, gpus, train_args, warned):
+    # The 7B preset: 2 per GPU x grad_accum 8 = 16 sequences per optimizer step on one GPU.
+    done = launch(
+        *REQUIRED, "--gpu-count", gpus, "--train-args", "data.train_files=[me/dialogues]",
+        "--dry-run",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    env = json.loads(flags(shlex.split(done.stdout))["--env"])
+    assert env["TRAIN_ARGS"] == train_args
+    assert ("effective batch grows 3x" in done.stderr) is warned
 
 
 def test_defaults_from_env_file_and_precedence(launch, tmp_path):
