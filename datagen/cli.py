@@ -34,24 +34,37 @@ def register(data: argparse._SubParsersAction) -> None:
         "checks, self-critique and dedupe. Rerun the same command to resume. Writes "
         "<name>.manifest.json, <name>.critique.jsonl and <name>.rejected.jsonl beside the output. "
         "The API key is read from the environment variable named by --api-key-env.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     add = g.add_argument
-    add("--out", required=True, type=Path, metavar="FILE.jsonl", help="output file (appended)")
-    add("--n", required=True, type=int, metavar="N", help="conversations the file should hold")
+    add(
+        "--out",
+        required=True,
+        type=Path,
+        metavar="FILE.jsonl",
+        help="output file (required; appended)",
+    )
+    add(
+        "--n",
+        required=True,
+        type=int,
+        metavar="N",
+        help="conversations the file should hold (required)",
+    )
     add(
         "--exchanges",
         type=_exchanges,
         default="2-6",
         metavar="MIN-MAX",
-        help="user+assistant pairs per conversation, drawn per request (e.g. 2-6 or 4)",
+        help="user+assistant pairs per conversation, drawn per request, e.g. 2-6 or 4 "
+        "(default: 2-6)",
     )
     topic = g.add_mutually_exclusive_group()
     topic.add_argument(
         "--topic",
         default="general",
         metavar="TOPIC",
-        help="'general' = the bundled subject list; a subject of that list; or any topic",
+        help="'general' = the bundled subject list; a subject of that list; or any topic "
+        "(default: general)",
     )
     topic.add_argument(
         "--topics",
@@ -59,54 +72,76 @@ def register(data: argparse._SubParsersAction) -> None:
         type=Path,
         default=None,
         metavar="FILE",
-        help="your own 'subject: sub-topic; sub-topic' list instead of the bundled one",
+        help="your own 'subject: sub-topic; sub-topic' list instead of the bundled one (default: "
+        "none)",
     )
-    add("--per-request", type=int, default=5, metavar="K", help="conversations asked per request")
-    add("--model", default="gpt-4o-mini", metavar="M", help="generator model name")
+    add(
+        "--per-request",
+        type=int,
+        default=5,
+        metavar="K",
+        help="conversations asked per request (default: 5)",
+    )
+    add(
+        "--model",
+        default="gpt-4o-mini",
+        metavar="M",
+        help="generator model name (default: gpt-4o-mini)",
+    )
     add(
         "--base-url",
         default=None,
         metavar="URL",
-        help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1 (default: OpenAI, or "
-        "$OPENAI_BASE_URL)",
+        help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1 (default: "
+        "$OPENAI_BASE_URL if set, else OpenAI)",
     )
     add(
         "--api-key-env",
         default="OPENAI_API_KEY",
         metavar="NAME",
-        help="environment variable holding the API key (optional for a --base-url endpoint)",
+        help="environment variable holding the API key, optional for a --base-url endpoint "
+        "(default: OPENAI_API_KEY)",
     )
-    add("--concurrency", type=int, default=8, metavar="C", help="requests in flight")
+    add("--concurrency", type=int, default=8, metavar="C", help="requests in flight (default: 8)")
     add(
         "--critique",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="constitutional self-critique and revision of every conversation",
+        help="constitutional self-critique and revision of every conversation (default: on)",
     )
-    add("--critic-model", default=None, metavar="M", help="critic model (default: --model)")
+    add("--critic-model", default=None, metavar="M", help="critic model (default: the --model)")
     add(
         "--min-score",
         type=int,
         default=3,
         metavar="S",
-        help="a principle scored below S (1-5) by the critic triggers a revision",
+        help="a principle scored below S (1-5) by the critic triggers a revision (default: 3)",
     )
-    add("--seed", type=int, default=0, metavar="S", help="seed of the per-request plan")
+    add(
+        "--seed", type=int, default=0, metavar="S", help="seed of the per-request plan (default: 0)"
+    )
     add(
         "--max-cost",
         type=float,
         default=None,
         metavar="USD",
-        help="stop launching requests once the estimated cost of the file reaches USD",
+        help="stop launching requests once the estimated cost of the file reaches USD "
+        "(US dollars; default: no limit)",
     )
     add(
         "--price-in",
         type=float,
         default=None,
         metavar="USD",
-        help="price per 1M input tokens (default: the built-in table for known models)",
+        help="price in USD per 1M input tokens (default: the built-in table for known models)",
     )
-    add("--price-out", type=float, default=None, metavar="USD", help="price per 1M output tokens")
+    add(
+        "--price-out",
+        type=float,
+        default=None,
+        metavar="USD",
+        help="price in USD per 1M output tokens (default: the built-in table for known models)",
+    )
     add(
         "--template",
         type=Path,
@@ -127,21 +162,30 @@ def register(data: argparse._SubParsersAction) -> None:
         "--addendum",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="append the per-conversation student situation and difficulty plan to the prompt",
+        help="append the per-conversation student situation and difficulty plan to the prompt "
+        "(default: on)",
     )
     add(
         "--structured",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="ask for JSON-schema structured output (dropped automatically if refused)",
+        help="ask for JSON-schema structured output, dropped automatically if refused "
+        "(default: on)",
     )
-    add("--temperature", type=float, default=1.0, metavar="T", help="generator temperature")
+    add(
+        "--temperature",
+        type=float,
+        default=1.0,
+        metavar="T",
+        help="generator temperature (default: 1.0)",
+    )
     add(
         "--max-tokens",
         type=int,
         default=0,
         metavar="N",
-        help="output tokens per generation request (0 = sized from --per-request and exchanges)",
+        help="output tokens per generation request; 0 = sized from --per-request and exchanges "
+        "(default: 0)",
     )
     add(
         "--timeout",
@@ -149,14 +193,14 @@ def register(data: argparse._SubParsersAction) -> None:
         type=float,
         default=300.0,
         metavar="SEC",
-        help="per-request timeout in seconds",
+        help="per-request timeout in seconds (default: 300)",
     )
     add(
         "--retries",
         type=int,
         default=6,
         metavar="N",
-        help="retries per request on 429/5xx/timeouts",
+        help="retries per request on 429/5xx/timeouts (default: 6)",
     )
     add(
         "--retry-base",
@@ -164,33 +208,51 @@ def register(data: argparse._SubParsersAction) -> None:
         type=float,
         default=1.0,
         metavar="SEC",
-        help="first backoff in seconds (doubles per retry, jittered; Retry-After wins if longer)",
+        help="first backoff in seconds; doubles per retry, jittered; Retry-After wins if longer "
+        "(default: 1.0)",
     )
     add(
         "--breaker",
         type=int,
         default=10,
         metavar="N",
-        help="stop the run after N failed attempts in a row",
+        help="stop the run after N failed attempts in a row (default: 10)",
     )
     add(
         "--max-requests",
         type=int,
         default=0,
         metavar="N",
-        help="generation requests this run may send (0 = 4x the expected need + 8)",
+        help="generation requests this run may send; 0 = 4x the expected need + 8 (default: 0)",
     )
-    add("--max-words", type=int, default=150, metavar="N", help="longest tutor turn, in words")
-    add("--max-chars", type=int, default=4000, metavar="N", help="longest message, in characters")
+    add(
+        "--max-words",
+        type=int,
+        default=150,
+        metavar="N",
+        help="longest tutor turn, in words (default: 150)",
+    )
+    add(
+        "--max-chars",
+        type=int,
+        default=4000,
+        metavar="N",
+        help="longest message, in characters (default: 4000)",
+    )
     add(
         "--dedupe-against",
         type=Path,
         nargs="*",
         default=[],
         metavar="FILE",
-        help="other conversation files that generated ones must not duplicate",
+        help="other conversation files that generated ones must not duplicate (default: none)",
     )
-    add("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    add(
+        "--no-progress",
+        dest="progress",
+        action="store_false",
+        help="hide the progress bar (shown by default)",
+    )
     g.set_defaults(func=cmd_generate)
 
     p = data.add_parser(
@@ -198,24 +260,39 @@ def register(data: argparse._SubParsersAction) -> None:
         help="publish a generated file as a Hugging Face dataset (or save it locally)",
         description="Validate FILE and save it as a Hugging Face dataset with a dataset card "
         "(README.md): pushed to the Hub with --repo, or written to --save-to DIR.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument(
-        "--in", dest="input", required=True, type=Path, metavar="FILE", help="JSONL file"
+        "--in", dest="input", required=True, type=Path, metavar="FILE", help="JSONL file (required)"
     )
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument(
-        "--repo", default=None, metavar="ID", help="Hub dataset id, e.g. me/dialogues"
+        "--repo",
+        default=None,
+        metavar="ID",
+        help="Hub dataset id, e.g. me/dialogues (this or --save-to is required)",
     )
-    where.add_argument("--save-to", type=Path, default=None, metavar="DIR", help="local directory")
-    p.add_argument("--private", action="store_true", help="create the Hub repo as private")
+    where.add_argument(
+        "--save-to",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="local directory to save to instead",
+    )
+    p.add_argument(
+        "--private", action="store_true", help="create the Hub repo as private (default: public)"
+    )
     p.add_argument(
         "--token-env",
         default="HF_TOKEN",
         metavar="NAME",
-        help="environment variable holding the Hub token",
+        help="environment variable holding the Hub token (default: HF_TOKEN)",
     )
-    p.add_argument("--license", default="apache-2.0", metavar="ID", help="license id for the card")
+    p.add_argument(
+        "--license",
+        default="apache-2.0",
+        metavar="ID",
+        help="license id for the card (default: apache-2.0)",
+    )
     p.set_defaults(func=cmd_push)  # fmt: skip
 
 

@@ -189,7 +189,19 @@ def test_cli_help_and_missing_key(monkeypatch, capsys) -> None:
         "--no-critique",
     ):
         assert flag in text
-    assert "(default: 5)" in text and "USD" in text
+    flat = " ".join(text.split())  # help text re-wrapped to one line
+    assert "(default: 5)" in flat and "USD per 1M input tokens" in flat
+    assert "USD per 1M output tokens" in flat and "progress bar (shown by default)" in flat
+    # defaults are written once, in words: no argparse "None"/"True" placeholders
+    assert "(default: None)" not in flat and "(default: True)" not in flat
+    assert (
+        "endpoint, e.g. http://localhost:8000/v1 (default: $OPENAI_BASE_URL if set, else "
+        "OpenAI) --api-key-env" in flat
+    )
+    with pytest.raises(SystemExit):
+        socratic(["data", "push", "--help"])
+    text = capsys.readouterr().out
+    assert "(default: None)" not in text and "(default: HF_TOKEN)" in " ".join(text.split())
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
     assert socratic(["data", "generate", "--out", "x.jsonl", "--n", "1"]) == 2
