@@ -16,6 +16,9 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 STATE: dict = {}
 
@@ -46,33 +49,68 @@ def wait_for_engine(url: str, timeout_s: float) -> None:
     raise SystemExit(f"handler: the engine at {url} was not healthy within {timeout_s:g} s")
 
 
+@dataclass(frozen=True)
+class Config:
+    """Every setting of the worker, validated before anything starts."""
+
+    spec: Any  # EngineSpec to start, or None when ENGINE_URL names a running engine
+    kind: str | None  # "vllm" | "transformers"; None with ENGINE_URL
+    settings: Any  # the gateway Settings the jobs use
+    max_concurrency: int  # jobs per worker
+    start_timeout_s: float  # seconds to wait for an ENGINE_URL engine's health
+
+
+def configure(env: Mapping[str, str]) -> Config:
+    """Read and check every variable (EngineError / SettingsError naming the first bad one)."""
+    from server.engine import EngineSpec, resolve_engine
+    from server.launch import gateway_settings
+    from server.settings import Settings, env_number
+
+    max_concurrency = env_number(env, "MAX_CONCURRENCY", 32, minimum=1)
+    start_timeout_s = env_number(env, "ENGINE_START_TIMEOUT_S", 900.0, minimum=1)
+    if env.get("ENGINE_URL"):
+        return Config(None, None, Settings.from_env(env), max_concurrency, start_timeout_s)
+    spec = EngineSpec.from_env(env)
+    kind = resolve_engine(spec.engine)
+    settings = gateway_settings(spec, kind, env)
+    return Config(spec, kind, settings, max_concurrency, start_timeout_s)
+
+
 def start() -> None:
-    """Engine first (started here, or ENGINE_URL), then the RunPod worker loop."""
+    """Settings first, then the engine (started here, or ENGINE_URL), then the worker loop."""
     # RunPod's logger prints every job output at DEBUG; keep message text out unless asked for.
     debug = os.environ.get("LOG_LEVEL", "").upper() == "DEBUG"
     os.environ.setdefault("RUNPOD_LOG_LEVEL", "DEBUG" if debug else "INFO")
     import runpod
 
-    from server.engine import EngineError, EngineSpec, resolve_engine
-    from server.launch import gateway_settings, start_engine
+    from server.engine import EngineError
+    from server.launch import start_engine
     from server.observability import setup_logging
-    from server.settings import Settings
+    from server.settings import SettingsError
 
-    setup_logging(os.environ.get("LOG_LEVEL", "INFO"))
+    try:
+        config = configure(os.environ)
+    except (EngineError, SettingsError) as e:
+        raise SystemExit(f"handler: {e}") from None
+    setup_logging(config.settings.log_level)
+    STATE["settings"] = config.settings
     engine = None
     try:
-        if os.environ.get("ENGINE_URL"):
-            STATE["settings"] = Settings.from_env()
-            wait_for_engine(
-                STATE["settings"].engine_url, float(os.environ.get("ENGINE_START_TIMEOUT_S", 900))
-            )
+        if config.spec is None:
+            wait_for_engine(config.settings.engine_url, config.start_timeout_s)
         else:
-            spec = EngineSpec.from_env()
-            kind = resolve_engine(spec.engine)
-            engine = start_engine(spec, kind)
-            STATE["settings"] = gateway_settings(spec, kind)
+            engine = start_engine(config.spec, config.kind)
     except EngineError as e:
         raise SystemExit(f"handler: {e}") from None
+    try:
+        run_worker(runpod, engine, config.max_concurrency)
+    finally:
+        if engine is not None:
+            engine.stop()
+
+
+def run_worker(runpod: Any, engine: Any, max_concurrency: int) -> None:
+    """The RunPod worker loop until it returns or SIGTERM arrives."""
 
     def shutdown(signum: int, frame: object) -> None:
         if engine is not None:
@@ -80,18 +118,13 @@ def start() -> None:
         sys.exit(0)
 
     signal.signal(signal.SIGTERM, shutdown)
-    max_concurrency = int(os.environ.get("MAX_CONCURRENCY", 32))
-    try:
-        runpod.serverless.start(
-            {
-                "handler": handler,
-                "concurrency_modifier": lambda current: max_concurrency,
-                "return_aggregate_stream": True,
-            }
-        )
-    finally:
-        if engine is not None:
-            engine.stop()
+    runpod.serverless.start(
+        {
+            "handler": handler,
+            "concurrency_modifier": lambda current: max_concurrency,
+            "return_aggregate_stream": True,
+        }
+    )
 
 
 if __name__ == "__main__":

@@ -206,7 +206,7 @@ def _collect(args: argparse.Namespace) -> dict[str, dict]:
 def cmd_serve(args: argparse.Namespace) -> int:
     from server.engine import EngineError, EngineSpec
     from server.launch import serve_foreground
-    from server.settings import SettingsError
+    from server.settings import SettingsError, env_number
 
     given = _collect(args)
     engine_url = given["settings"].get("engine_url") or os.environ.get("ENGINE_URL")
@@ -218,7 +218,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         spec = EngineSpec.from_env(os.environ, **given["spec"])
         restarts = given["serve"].get("engine_max_restarts")
         if restarts is None:
-            restarts = int(os.environ.get("ENGINE_MAX_RESTARTS") or 2)
+            restarts = env_number(os.environ, "ENGINE_MAX_RESTARTS", 2)
         return serve_foreground(spec, given["settings"], restarts)
     except (EngineError, SettingsError, ValueError) as e:
         raise CommandError(str(e), code=1) from None

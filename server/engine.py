@@ -17,6 +17,7 @@ import dataclasses
 import importlib.util
 import json
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -31,6 +32,7 @@ from typing import Any
 
 ENGINES = ("auto", "vllm", "transformers")
 IM_END = "<|im_end|>"
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")  # owner/name
 
 
 class EngineError(RuntimeError):
@@ -69,6 +71,8 @@ class EngineSpec:
         values.update({k: v for k, v in overrides.items() if v is not None})
         if not values.get("model"):
             raise EngineError("MODEL: no model given (a model directory or a hub id)")
+        for name in ("model", "lora_adapter"):
+            values[name] = local_dir(name.upper(), values.get(name))
         if values.get("engine", "auto") not in ENGINES:
             raise EngineError(f"ENGINE: {values['engine']!r} is not one of {ENGINES}")
         return cls(**values)
@@ -80,6 +84,20 @@ class EngineSpec:
     @property
     def health_url(self) -> str:
         return self.url + "/health"
+
+
+def local_dir(name: str, value: str | None) -> str | None:
+    """`value` with ~ expanded when it reads as a local path (absolute, ./, ../, ~, or more parts
+    than a hub id's owner/name); EngineError naming `name` when that directory is missing."""
+    if not value or not (
+        value.startswith(("/", "./", "../", "~"))
+        or (os.sep in value and not HUB_ID.fullmatch(value))
+    ):
+        return value
+    path = Path(value).expanduser()
+    if not path.is_dir():
+        raise EngineError(f"{name}: no such directory: {value}")
+    return str(path)
 
 
 def _convert(name: str, raw: str, type_: str) -> Any:

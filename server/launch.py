@@ -50,7 +50,11 @@ def start_engine(spec: EngineSpec, kind: str, echo: bool = True) -> EngineProces
     log_event("engine_starting", engine=kind, model=spec.model, port=spec.engine_port)
     started = time.monotonic()
     engine.start()
-    engine.wait_healthy(spec.engine_start_timeout_s)
+    try:
+        engine.wait_healthy(spec.engine_start_timeout_s)
+    except BaseException:  # e.g. Ctrl-C while the model loads: never leave the engine behind
+        engine.stop()
+        raise
     log_event("engine_ready", engine=kind, seconds=round(time.monotonic() - started, 1))
     return engine
 

@@ -9,6 +9,7 @@ default `max_tokens`, and rewrites `model` to the engine's name. No HTTP in here
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from server.settings import Settings
@@ -240,7 +241,13 @@ def _check_sampling(name: str, value: Any) -> Any:
     low, high, low_inclusive = RANGES[name]
     if not _is_number(value):
         raise RequestError(400, f"{name}: must be a number", "invalid_type", name)
-    if value > high or value < low or (value == low and not low_inclusive):
+    # NaN compares False with everything and inf overflows engines: neither is in any range.
+    if (
+        not math.isfinite(value)
+        or value > high
+        or value < low
+        or (value == low and not low_inclusive)
+    ):
         bracket = "[" if low_inclusive else "("
         raise RequestError(400, f"{name}: must be in {bracket}{low}, {high}]", "out_of_range", name)
     return value

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -111,6 +112,16 @@ def _parse(name: str, raw: str, default: Any) -> Any:
     except ValueError:
         raise SettingsError(f"{name.upper()}: expected a number, got {raw!r}") from None
     return raw
+
+
+def env_number(env: Mapping[str, str], name: str, default: int | float, minimum: float = 0) -> Any:
+    """The number in env[name] (the type of `default`; unset or empty = `default`), at least
+    `minimum`; SettingsError naming the variable otherwise."""
+    raw = env.get(name, "")
+    value = default if raw == "" else _parse(name, raw, default)
+    if not math.isfinite(value) or value < minimum:
+        raise SettingsError(f"{name}: must be a number >= {minimum:g}, got {raw!r}")
+    return value
 
 
 def tutor_system_prompt(model_dir: str | os.PathLike | None) -> str:

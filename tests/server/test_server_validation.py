@@ -42,6 +42,18 @@ BAD_REQUESTS = [
     ("max-tokens-over-cap", {"messages": USER, "max_tokens": 100_000}, 400, "max_tokens_too_large"),
     ("temperature-high", {"messages": USER, "temperature": 3}, 400, "out_of_range"),
     ("top-p-zero", {"messages": USER, "top_p": 0}, 400, "out_of_range"),
+    (
+        "temperature-nan",
+        b'{"messages": [{"role": "user", "content": "hi"}], "temperature": NaN}',
+        400,
+        "out_of_range",
+    ),  # fmt: skip
+    (
+        "top-p-infinity",
+        b'{"messages": [{"role": "user", "content": "hi"}], "top_p": Infinity}',
+        400,
+        "out_of_range",
+    ),  # fmt: skip
     ("temperature-string", {"messages": USER, "temperature": "hot"}, 400, "invalid_type"),
     ("stream-string", {"messages": USER, "stream": "yes"}, 400, "invalid_type"),
     ("stop-too-many", {"messages": USER, "stop": ["a", "b", "c", "d", "e"]}, 400, "invalid_stop"),
