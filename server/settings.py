@@ -69,7 +69,7 @@ class Settings:
         cap = values.get("max_tokens_cap", cls.max_tokens_cap)
         if "default_max_tokens" not in values and cap < cls.default_max_tokens:
             values["default_max_tokens"] = cap  # a lower cap lowers the unset default with it
-        if "system_prompt" not in values and "SYSTEM_PROMPT" not in env:
+        if "system_prompt" not in values:  # unset or empty (.env.example's SYSTEM_PROMPT=)
             values["system_prompt"] = tutor_system_prompt(values.get("model_dir"))
         settings = cls(**values)
         settings.validate()

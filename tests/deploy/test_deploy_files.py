@@ -10,6 +10,7 @@ constraints.txt agreeing with pyproject.toml and the training base image.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import subprocess
 import sys
@@ -18,6 +19,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from server.cli import SERVE_FLAGS
+from server.engine import EngineSpec
+from server.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -203,12 +208,11 @@ def env_names_used() -> set[str]:
     names |= set(re.findall(r"\$\{([A-Z][A-Z_]+):-", launch))
     compose = (REPO / "docker-compose.yml").read_text()
     names |= set(re.findall(r"\$\{([A-Z_]+)", compose))
-    try:
-        from server.cli import SERVE_FLAGS
-
-        names |= {flag[3] for flag in SERVE_FLAGS}
-    except ImportError:
-        pass
+    names |= {flag[3] for flag in SERVE_FLAGS}
+    names |= {f.name.upper() for f in dataclasses.fields(Settings)}
+    names |= {f.name.upper() for f in dataclasses.fields(EngineSpec)}
+    for source in ("server/cli.py", "handler.py"):  # socratic chat's and the worker's own
+        names |= set(re.findall(r'environ\.get\(\s*"([A-Z_]+)"', (REPO / source).read_text()))
     # Set by bash, by RunPod itself, or internal to one script.
     return names - {"BASH_SOURCE", "ENV_FILE", "BAKED_MODEL_DIR", "RUNPOD_POD_ID"}
 

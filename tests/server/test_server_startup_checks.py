@@ -105,3 +105,11 @@ def test_non_finite_sampling_numbers_are_out_of_range(name, value):
     with pytest.raises(RequestError) as err:
         normalize_chat_request({"messages": USER, name: value}, Settings())
     assert (err.value.status, err.value.code, err.value.param) == (400, "out_of_range", name)
+
+
+def test_empty_system_prompt_variable_keeps_the_trained_prompt(tmp_path):
+    """`.env.example` sets SYSTEM_PROMPT= (empty): tutor.json's prompt must still win."""
+    (tmp_path / "tutor.json").write_text('{"system_prompt": "Ask, never tell."}')
+    settings = Settings.from_env({"MODEL": str(tmp_path), "SYSTEM_PROMPT": ""})
+    assert settings.system_prompt == "Ask, never tell."
+    assert Settings.from_env({"SYSTEM_PROMPT": "Be brief."}).system_prompt == "Be brief."
