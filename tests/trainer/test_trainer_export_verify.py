@@ -33,6 +33,7 @@ def untrained_run(tmp_path_factory, tiny_base):
         f"model.name={tiny_base}",
         "export.dtype=float32",
         "export.verify_max_new_tokens=8",
+        "export.allow_unverified=false",  # the tiny preset does not gate; real presets do
     ]
     cfg = load_config(CONFIGS_DIR / "tiny-cpu.yaml", overrides, env={})
     (run / "config.yaml").write_text(cfg.to_yaml())
