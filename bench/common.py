@@ -6,7 +6,6 @@ import importlib.metadata
 import json
 import os
 import platform
-import socket
 import subprocess
 import sys
 import tempfile
@@ -112,12 +111,6 @@ def write_result(name: str, figures: dict[str, Any], out: str | Path | None, qui
         json.dump(result, f, indent=2)
     print(f"\nwrote {path}")
     return path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextmanager

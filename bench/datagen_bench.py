@@ -18,7 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import free_port, print_table, spawn
+from bench.common import print_table, spawn
+from server.launch import free_port
 
 PER_REQUEST = 5
 

@@ -20,7 +20,8 @@ import sys
 import time
 from typing import Any
 
-from bench.common import cpu_seconds, free_port, percentile, print_table, spawn
+from bench.common import cpu_seconds, percentile, print_table, spawn
+from server.launch import free_port
 
 LATENCY_MS = 50.0  # the fake upstream's total response time
 CHUNKS = 16  # streamed chunks per response

@@ -27,7 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from server import upstream
 from server.limits import KeyLimiter, authenticate
 from server.observability import Metrics, log_event, setup_logging
-from server.requests import RequestError, error_body, normalize_chat_request
+from server.requests import RequestError, error_body, models_list, normalize_chat_request
 from server.settings import Settings
 
 CHAT_ROUTE = "/v1/chat/completions"
@@ -92,13 +92,7 @@ def create_app(settings: Settings, client: aiohttp.ClientSession | None = None) 
     @app.get("/v1/models")
     async def models(request: Request) -> dict[str, Any]:
         authenticate(request.headers.get("authorization"), settings.api_keys)
-        model = {
-            "id": settings.served_model_name,
-            "object": "model",
-            "created": 0,
-            "owned_by": "socratic-tutor",
-        }
-        return {"object": "list", "data": [model]}
+        return models_list(settings)
 
     @app.get("/metrics")
     async def metrics_route() -> Response:

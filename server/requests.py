@@ -268,3 +268,14 @@ def _check_stream_options(value: Any, stream: bool) -> dict[str, bool]:
             400, "stream_options.include_usage: must be a boolean", "invalid_type", "stream_options"
         )
     return {"include_usage": include}
+
+
+def models_list(settings: Settings) -> dict[str, Any]:
+    """The `/v1/models` answer: the one served model (gateway and serverless handler)."""
+    model = {
+        "id": settings.served_model_name,
+        "object": "model",
+        "created": 0,
+        "owned_by": "socratic-tutor",
+    }
+    return {"object": "list", "data": [model]}

@@ -20,7 +20,7 @@ import aiohttp
 
 from server import upstream
 from server.observability import log_event
-from server.requests import RequestError, normalize_chat_request
+from server.requests import RequestError, models_list, normalize_chat_request
 from server.settings import Settings
 
 CHAT_ROUTE, MODELS_ROUTE = "/v1/chat/completions", "/v1/models"
@@ -72,16 +72,6 @@ def parse_job_input(job_input: Any) -> tuple[str, dict[str, Any] | None, bool]:
         if key in job_input:
             body[key] = job_input[key]
     return CHAT_ROUTE, body, True
-
-
-def models_list(settings: Settings) -> dict[str, Any]:
-    model = {
-        "id": settings.served_model_name,
-        "object": "model",
-        "created": 0,
-        "owned_by": "socratic-tutor",
-    }
-    return {"object": "list", "data": [model]}
 
 
 def job_error(status: int, message: str, code: str, type_: str) -> dict[str, Any]:
