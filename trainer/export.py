@@ -121,6 +121,7 @@ def _build(cfg: Config, adapter: Path, out: Path, summary: dict, digest: str, ke
         "base_model": cfg.model.name,
         "served_name_hint": cfg.export.served_name,
         "end_of_turn": tokenizer.eos_token,
+        "pad_token": tokenizer.pad_token,  # distinct from eos (training may have picked it)
         "adapter_sha256": digest,
         "export_key": key,
         "train": {k: v for k, v in summary.items() if k != "system_prompt"},

@@ -127,32 +127,57 @@ def finished(run_dir: Path, config_yaml: str) -> bool:
 
 
 def resolve_base(name: str, run_dir: Path) -> str:
-    """`tiny` -> build the offline tiny model under `<run_dir>/base`; a local dir -> its path."""
+    """`tiny` -> build the offline tiny model under `<run_dir>/base`; `smollm2` -> the bundled
+    SmolLM2-135M-Instruct, imported once into the model cache; a local dir -> its path."""
     if name == TINY:
         from trainer.tiny import build_tiny_model
 
         return str(build_tiny_model(run_dir / "base").resolve())
+    from trainer.gguf_import import BUNDLED, bundled_model_dir
+
+    if name == BUNDLED:
+        return str(bundled_model_dir().resolve())
     p = resolve_path(name)
     return str(p.resolve()) if p.exists() else name
 
 
+# Unused special tokens that can serve as pad when a base ships pad == eos (SmolLM2, Llama 3, ...).
+PAD_CANDIDATES = ("<|endoftext|>", "<|finetune_right_pad_id|>", "<|pad|>", "<pad>", "[PAD]")
+
+
 def check_special_tokens(tokenizer: Any) -> None:
     """eos must end an assistant turn (`<|im_end|>` in ChatML) and pad must differ from it, or
-    masking pads would also mask every end-of-turn and the model would never learn to stop."""
+    masking pads would also mask every end-of-turn and the model would never learn to stop.
+    A base that ships pad == eos (or no pad) gets a distinct existing token as pad, said in one
+    line; the tokenizer saved with the adapter and the export carries it."""
     template = tokenizer.chat_template or ""
     if "<|im_end|>" in template and tokenizer.eos_token != "<|im_end|>":
         print(
             f"tokenizer: eos {tokenizer.eos_token!r} -> '<|im_end|>' (the template's end of turn)"
         )
         tokenizer.eos_token = "<|im_end|>"
-    if tokenizer.eos_token is None or tokenizer.pad_token is None:
-        raise TrainError(
-            "tokenizer needs both eos and pad tokens (Qwen2.5: <|im_end|>, <|endoftext|>)"
+    if tokenizer.eos_token is None:
+        raise TrainError("tokenizer has no eos token (Qwen2.5 and SmolLM2: <|im_end|>)")
+    if tokenizer.pad_token is None or tokenizer.pad_token_id == tokenizer.eos_token_id:
+        was = tokenizer.pad_token
+        tokenizer.pad_token = distinct_pad(tokenizer)
+        print(
+            f"tokenizer: pad {was!r} -> {tokenizer.pad_token!r} (pad must differ from eos "
+            f"{tokenizer.eos_token!r}, whose labels are kept)"
         )
-    if tokenizer.pad_token_id == tokenizer.eos_token_id:
-        raise TrainError(
-            f"tokenizer pad == eos ({tokenizer.eos_token!r}): the model would never learn to stop"
-        )
+
+
+def distinct_pad(tokenizer: Any) -> str:
+    """The first existing special token that can pad: not eos, bos or a chat-template marker."""
+    vocab = tokenizer.get_vocab()
+    taken = {tokenizer.eos_token, tokenizer.bos_token, "<|im_start|>", "<|im_end|>"}
+    for token in (*PAD_CANDIDATES, tokenizer.unk_token):
+        if token and token in vocab and token not in taken:
+            return token
+    raise TrainError(
+        f"tokenizer pad == eos ({tokenizer.eos_token!r}) and no unused special token to pad "
+        f"with (looked for {', '.join(PAD_CANDIDATES)} and unk): add a pad token to the base"
+    )
 
 
 def build_datasets(cfg: Config, tokenizer: Any) -> dict[str, Any]:

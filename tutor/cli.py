@@ -23,6 +23,7 @@ STAGES = (
     ("tutor.data_cli", "root"),
     ("datagen.cli", "data"),
     ("trainer.cli", "root"),
+    ("trainer.gguf_import", "root"),
     ("server.cli", "root"),
     ("evaluation.cli", "root"),
     ("bench.cli", "root"),

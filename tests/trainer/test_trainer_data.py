@@ -2,7 +2,7 @@
 tokenizer): labelled tokens decode to exactly each assistant content + `<|im_end|>`; truncation
 drops examples with nothing left to learn and counts them; best-fit-decreasing packing keeps
 every conversation whole; a packed batch gives the same loss as the same conversations padded;
-pad == eos is refused; the real-token share of padded batches counts each batch to its longest."""
+pad == eos gets a distinct existing pad (refused when none is spare); the real-token share of padded batches counts each batch to its longest."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from trainer.data import (
     padded_share,
 )
 from trainer.tiny import qwen25_chat_template
-from trainer.train import check_special_tokens
+from trainer.train import check_special_tokens, distinct_pad
 
 CONV = [
     {"role": "system", "content": "You are a Socratic tutor."},
@@ -121,11 +121,22 @@ def test_packed_loss_equals_padded_loss(tiny_base, tok, sample_file):
     assert not torch.allclose(loss_leaky, loss_padded, atol=1e-3)
 
 
-def test_pad_equal_to_eos_is_refused(tiny_base):
+def test_pad_equal_to_eos_gets_a_distinct_pad(tiny_base, capsys):
     t = AutoTokenizer.from_pretrained(tiny_base)
     t.pad_token = t.eos_token
-    with pytest.raises(ValueError, match="never learn to stop"):
-        check_special_tokens(t)
+    check_special_tokens(t)
+    assert t.eos_token == "<|im_end|>" and t.pad_token == "<|endoftext|>"
+    assert t.pad_token_id != t.eos_token_id
+    assert "pad '<|im_end|>' -> '<|endoftext|>'" in capsys.readouterr().out
+    ids, labels = encode_conversation(t, CONV)  # the end of turn keeps its labels
+    assert labels.count(t.eos_token_id) == 3
+
+
+def test_pad_equal_to_eos_without_a_spare_token_is_refused(tiny_base):
+    t = AutoTokenizer.from_pretrained(tiny_base)
+    t.eos_token = t.pad_token = "<|endoftext|>"  # the only spare special token is now eos
+    with pytest.raises(ValueError, match="no unused special token to pad with"):
+        distinct_pad(t)
 
 
 def test_padded_share_counts_each_batch_to_its_longest():
