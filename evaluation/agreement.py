@@ -5,7 +5,7 @@ MathDial (Macina et al., 2023) labels every teacher turn as focus, probing, tell
 each turn scored with the earlier turns as its context and the problem's final answer as the
 reference. Convert the raw file first with the project's importer (it keeps the labels):
 
-    socratic data convert mathdial/test.jsonl --format mathdial --max-exchanges 32 --out md.jsonl
+    socratic data convert mathdial/test.jsonl --format mathdial --out md.jsonl
     socratic eval mathdial-agreement md.jsonl [--examples 5]
 """
 
