@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from tutor.numbers import Mention, find_numbers, normalise, number_mentions
 from tutor.statements import (
+    CLAIM,
     CONCLUSION,
     CORRECTION,
     COUNTERFACTUAL,
@@ -244,12 +245,16 @@ def find_reveal(messages: list[dict], reference_answer: str | None = None) -> Re
     if reference_answer is not None and str(reference_answer).strip():
         stated = _mask_operands(reply)  # "times 26" or "4, 8, 12" does not state 26 or 8
         if reveals_answer(stated, reference_answer, context):
-            return Reveal("reference", _reference_span(stated, reference_answer, context))
+            return Reveal("reference", _reference_span(reply, reference_answer, context))
     seen = _Seen(
         known=_values(context),
         claim=_claim(said[-1] if said else ""),
         final=_values(str(reference_answer or "")),
-        topic=_stems(" ".join(str(m.get("content") or "") for m in messages[:-1])),
+        topic=_stems(
+            " ".join(
+                str(m.get("content") or "") for m in messages[:-1] if m.get("role") != "system"
+            )
+        ),
     )
     earlier: set = set()  # values of the reply's earlier statements: inputs of a chained result
     for statement in (s.strip() for s in STATEMENT_SPLIT.split(reply)):
@@ -333,19 +338,16 @@ def _values(text: str) -> set:
 
 def _claim(turn: str) -> set:
     """What the student concluded in `turn`: its last number (unless negated, "not 39") and any
-    value it declares the answer."""
+    value it names as its result ("I got 13/24", "is it 12?")."""
     turn = normalise(turn)
     claim = set(number_mentions(re.sub(r"\bnot\s+\$?\s?\d[\d,.]*", " ", turn, flags=re.I))[-1:])
-    for rule, pattern, declared in PATTERNS:
-        if rule == "answer" and declared:
-            claim |= {v for m in pattern.finditer(turn) for v in _values(m["x"])}
-    return claim
+    return claim | {v for m in CLAIM.finditer(turn) for v in _values(m["x"])}
 
 
 def _reference_span(reply: str, reference: str, context: str) -> str:
     """The first statement of `reply` that states the reference by itself (else the reply)."""
     for statement in STATEMENT_SPLIT.split(reply):
-        if statement.strip() and reveals_answer(statement, reference, context):
+        if statement.strip() and reveals_answer(_mask_operands(statement), reference, context):
             return statement.strip()
     return reply.strip()
 
@@ -356,19 +358,19 @@ def _reference_span(reply: str, reference: str, context: str) -> str:
 def score_response(messages: list[dict], reference_answer: str | None = None) -> dict:
     """Offline metrics of the last message (the assistant response) given the earlier turns.
 
-    Returns {"asks_question", "question_count", "reveals_answer", "words", "ends_with_question"}.
+    Returns {"asks_question", "question_count", "reveals_answer", "reveal", "words",
+    "ends_with_question"}; `reveal` explains `reveals_answer` ({"rule", "span"}, or None).
     """
     if not messages or messages[-1].get("role") != "assistant":
         raise ValueError("messages: expected a list ending with the assistant response to score")
     response = str(messages[-1].get("content") or "")
-    context = "\n".join(
-        str(m.get("content") or "") for m in messages[:-1] if m.get("role") != "system"
-    )
     count = question_count(response)
+    reveal = find_reveal(messages, reference_answer)
     return {
         "asks_question": count > 0,
         "question_count": count,
-        "reveals_answer": reveals_answer(response, reference_answer, context),
+        "reveals_answer": reveal is not None,
+        "reveal": {"rule": reveal.rule, "span": reveal.span} if reveal else None,
         "words": words(response),
         "ends_with_question": _prose(response).rstrip().endswith("?"),
     }

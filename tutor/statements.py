@@ -86,6 +86,12 @@ _SOURCES = [
         rf"\b{_PART}\s+of\s+(?:the\s+)?{_NUM}{_UNIT_WORDS}\s*{_IS}\s*{_LEAD}{_X}",
         False,
     ),
+    (
+        "calculation",
+        rf"\b(?:sum|difference|product|quotient|total)\s+(?:of|between)\s+{_OPERAND}\s+and\s+"
+        rf"{_OPERAND}\s*{_IS}\s*{_LEAD}{_X}",
+        False,
+    ),
     # "3 lawns is 900 square feet"; "1 hour is 60 minutes" or "hour = 60" is a unit, not a result
     (
         "calculation",
@@ -96,8 +102,9 @@ _SOURCES = [
     ("calculation", rf"(?<=[\d)%])\s*=\s*{_X}", False),
     (
         "result",
-        rf"\b(?:we|you|she|he|they)(?:'ll|\s+will|\s+would|\s+should|\s+can|\s+could)?\s+"
-        rf"(?:get|got|end\s+up\s+with|are\s+left\s+with|have\s+left|find)\s+{_LEAD}{_X}",
+        rf"\b(?:we|you|she|he|they)(?:'ll|\s+will|\s+would|\s+should|\s+can|\s+could)?"
+        rf"(?:\s+have)?\s+"
+        rf"(?:get|got|gotten|end\s+up\s+with|are\s+left\s+with|have\s+left|find)\s+{_LEAD}{_X}",
         False,
     ),
     ("result", rf"\bto\s+(?:get|make|give)\s+{_OBJ}{_X}", False),
@@ -123,7 +130,7 @@ _SOURCES = [
     ),
     (
         "result",
-        rf"\b(?:total|sum|difference|product|result)(?:\s+[a-z]+){{0,2}}?\s+(?:is\s+|was\s+|"
+        rf"\b(?:total|sum|difference|product|result)(?:\s+[a-z]+){{0,3}}?\s+(?:is\s+|was\s+|"
         rf"would\s+be\s+|will\s+be\s+|comes\s+to\s+|of\s+|=\s*|:\s*)?{_LEAD}{_X}",
         False,
     ),
@@ -143,7 +150,8 @@ _SOURCES = [
     ("result", rf"\b(?:he|she|they|there)\s+(?:\w+\s+){{0,2}}{_VERB}\s+{_LEAD}{_X}", False),
     (
         "result",
-        rf"(?:^|,\s+and\s+|\band\s+)(?:[A-Z][a-z]+|(?:an?|the|each|every)\s+\w+(?:\s+\w+)?|"
+        rf"(?:^|,\s+and\s+|\band\s+)(?:[A-Z][a-z]+(?:'s\s+[a-z]+)?|(?:an?|the|each|every)\s+\w+"
+        rf"(?:\s+\w+)?|"
         rf"{_NUM}\s+[a-z]+){_NOT_A_SUBJECT}\s+{_VERB}\s+{_LEAD}{_X}",
         False,
     ),
@@ -160,7 +168,7 @@ _SOURCES = [
         rf"{_X}[^.?!]*\?",
         False,
     ),
-    ("offered", rf"\b(?:did|do)\s+you\s+get\s+{_X}[^.?!]*\?", False),
+    ("offered", rf"\b(?:did|do)\s+you\s+(?:get|mean)\s+{_X}[^.?!]*\?", False),
     (
         "offered",
         rf"\b(?:is|would|could)\s+{_X}(?:\s+[a-z]+){{0,2}}\s+(?:be\s+)?(?:the\s+)?"
@@ -169,7 +177,9 @@ _SOURCES = [
     ),
 ]
 PATTERNS = [(rule, re.compile(p, re.I), declared) for rule, p, declared in _SOURCES]
-STATEMENT_SPLIT = re.compile(r"(?<=[.!?])\s+|\n+|[;:]\s+")
+# Statements of a reply: sentences, lines and clauses after ";" or ":" ("Hint: it's 72"), but
+# "Answer: 72" stays whole.
+STATEMENT_SPLIT = re.compile(r"(?<=[.!?])\s+|\n+|(?<![Aa]nswer)(?<![Tt]otal)(?<![Rr]esult)[;:]\s+")
 # A conclusion or, before a calculation, a correction declares the value after it: "so 14 is our
 # answer" or "No, 7 x 2 = 14" reveals 14 even if the student wrote 14 somewhere, unless 14 is what
 # the student concluded in their last turn. "So ..." also opens summaries of the student's work,
@@ -197,6 +207,13 @@ LABEL = re.compile(
 )
 
 
+# A student naming their result: "I got 13/24", "I think it's 63", "is it 12?", "my answer is 4".
+CLAIM = re.compile(
+    rf"\b(?:i\s+(?:got|get|think|said|wrote|found|have)(?:\s+(?:it's|it\s+is|that|the\s+answer\s+"
+    rf"is|about))?|is\s+it|it's|it\s+is|(?:answer|result)\s+(?:is|was|would\s+be|=|:))\s*{_X}",
+    re.I,
+)
+
 # LaTeX maths and markdown emphasis in a reply, as plain text.
 LATEX = [
     (r"\\(?:times|cdot|ast)", "*"), (r"\\div", "/"), (r"\\frac\s*\{([^{}]*)\}\s*\{([^{}]*)\}", r"\1/\2"),
@@ -208,6 +225,6 @@ LATEX = [
 # A number that is an input of a calculation or an item of a list ("times 26", "4, 8, 12"): the
 # words before it, and (by failing to match) the words after it.
 OPERAND_BEFORE = re.compile(
-    r"(?:[-+*/x]|\b(?:times|by|plus|minus|from|add|subtract|multiply|divide))\s*$|\d,\s*$", re.I
+    r"(?:[-+*/x]|\b(?:times|by|plus|minus|from|add|subtract|multiply|divide))\s*$", re.I
 )
 OPERAND_AFTER = re.compile(rf"{_WHOLE}(?!{_CONTINUES}|,\s*\d)", re.I)
