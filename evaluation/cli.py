@@ -293,8 +293,9 @@ def cmd_judge_agreement(args: argparse.Namespace) -> int:
         write_jsonl(args.out, ({k: r[k] for k in ("id", "human", "judgement", "error")}
                                for r in judged))  # fmt: skip
     if args.json_out:
-        with atomic_open(args.json_out) as f:
-            json.dump(table, f, indent=2)
+        with atomic_open(args.json_out) as f:  # strict JSON: an undefined kappa is null
+            json.dump({d: {k: None if v != v else v for k, v in s.items()}
+                       for d, s in table.items()}, f, indent=2, allow_nan=False)  # fmt: skip
     missing = sum(1 for r in judged if r["judgement"] is None)
     print(f"{len(judged) - missing} judged, {missing} missing")
     return 0

@@ -16,14 +16,12 @@ number". Prints precision, recall, F1, the confusion table and what each rule go
 from __future__ import annotations
 
 import random
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from evaluation.agreement import Confusion
+from evaluation.agreement import Confusion, mentions_reference_number
 from tutor.io import DataError, read_rows
 from tutor.metrics import find_reveal
-from tutor.numbers import number_mentions
 
 _YES = {"true", "yes", "1", "yes (correct)", "yes (incorrect)"}
 _NO = {"false", "no", "0"}
@@ -90,17 +88,6 @@ def read_labelled(paths: list[str | Path]) -> list[LabelledReply]:
     if not rows:
         raise DataError(f"{', '.join(map(str, paths))}: no rows")
     return rows
-
-
-def mentions_reference_number(reply: str, reference: str | None) -> bool:
-    """The naive baseline: the reply contains the reference answer's number (any form), or its
-    words for a text answer. False without a reference."""
-    if not reference or not reference.strip():
-        return False
-    values = {v for v, _ in number_mentions(reference)}
-    if values:
-        return bool(values & {v for v, _ in number_mentions(reply)})
-    return re.search(rf"\b{re.escape(reference.strip())}\b", reply, re.I) is not None
 
 
 def leak_agreement(rows: list[LabelledReply]) -> tuple[dict[str, Confusion], dict[str, list[int]]]:

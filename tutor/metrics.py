@@ -299,8 +299,16 @@ def _grounded(before: str, known: set) -> bool:
 def _on_topic(after: str, topic: set[str]) -> bool:
     """False when the thing counted after a value is new to the conversation ("Cody has 7 pens"
     in a problem about plates): the tutor's own example, not a result of the problem."""
-    m = re.match(r"\s*(?:[a-z]+\s+)?([a-z]{4,})", after.lower())
-    return not m or bool(_stems(m.group(0)) & topic)
+    counted = re.findall(r"[a-z]+", after.lower())[:2]
+    if not counted or counted[0] in _NOT_COUNTED:
+        return True  # "15 in total", "10 each": no thing named
+    return any(len(w) < 4 or _stems(w) & topic for w in counted)
+
+
+_NOT_COUNTED = set(
+    "in of for to at by per each and or so then a an the altogether total all left more less now "
+    "today too yet is are was were".split()
+)
 
 
 def _stems(text: str) -> set[str]:

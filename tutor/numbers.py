@@ -121,7 +121,8 @@ def find_numbers(text: str) -> list[Number]:
         if mention:
             follows = text[m.end() : m.end() + 9].lower()
             form = "pct" if re.match(r"\s*(?:%|percent)", follows) else mention[1]
-            found.append(Number(mention[0], form, m.span()))
+            lead = re.match(r"(?:and[\s-]+)*", m.group(0), re.I).end()  # "and three" is "three"
+            found.append(Number(mention[0], form, (m.start() + lead, m.end())))
     return sorted(found, key=lambda n: n.span)
 
 
