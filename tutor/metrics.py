@@ -243,9 +243,13 @@ def find_reveal(messages: list[dict], reference_answer: str | None = None) -> Re
     said = [str(m.get("content") or "") for m in messages[:-1] if m.get("role") == "user"]
     context = "\n".join(said)
     if reference_answer is not None and str(reference_answer).strip():
-        stated = _mask_operands(reply)  # "times 26" or "4, 8, 12" does not state 26 or 8
+        # A number answer must be stated, not used: "times 26" or "4, 8, 12" does not state 26
+        # or 8. Other answers (expressions, code, words) are matched in the reply as written.
+        number = _is_number(str(reference_answer))
+        stated = _mask_operands(reply) if number else str(messages[-1].get("content") or "")
         if reveals_answer(stated, reference_answer, context):
-            return Reveal("reference", _reference_span(reply, reference_answer, context))
+            span = _reference_span(reply, reference_answer, context) if number else stated
+            return Reveal("reference", span.strip())
     seen = _Seen(
         known=_values(context),
         claim=_claim(said[-1] if said else ""),
@@ -350,6 +354,12 @@ def _claim(turn: str) -> set:
     turn = normalise(turn)
     claim = set(number_mentions(re.sub(r"\bnot\s+\$?\s?\d[\d,.]*", " ", turn, flags=re.I))[-1:])
     return claim | {v for m in CLAIM.finditer(turn) for v in _values(m["x"])}
+
+
+def _is_number(reference: str) -> bool:
+    """Whether the reference answer is one number (with a unit or currency at most)."""
+    ref = normalise(reference).strip()
+    return bool(_NUMERIC_REF.match(ref)) and len(number_mentions(ref)) == 1
 
 
 def _reference_span(reply: str, reference: str, context: str) -> str:

@@ -149,3 +149,10 @@ def test_numbers_have_values_and_spans() -> None:
     assert [text[slice(*n.span)] for n in found] == ["72", "$1,102.50", "three quarters"]
     assert [n.value for n in found] == [72, Fraction(220500, 200), Fraction(3, 4)]
     assert number_mentions("24/4") == [(Fraction(6), "ratio")]
+
+
+def test_a_text_or_code_reference_is_matched_as_written() -> None:
+    crash = "My script crashes: TypeError: unsupported operand type(s) for ^. Why?"
+    found = reveal(crash, "Try `x ** 2` instead.", "use ** for exponents")
+    assert found == Reveal("reference", "Try `x ** 2` instead.")
+    assert reveal(crash, "**Hint**: what does ^ do in Python?", "use ** for exponents") is None
