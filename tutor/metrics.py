@@ -310,8 +310,7 @@ def _on_topic(after: str, topic: set[str]) -> bool:
 
 
 _NOT_COUNTED = set(
-    "in of for to at by per each and or so then a an the altogether total all left more less now "
-    "today too yet is are was were".split()
+    "in of for to at by per each and or so then a an the total all left more less".split()
 )
 
 
