@@ -1,10 +1,19 @@
 """Offline Socratic metrics: does a tutor response ask the student something, and does it give the
-answer away? Pure standard-library heuristics, shared by the data generator (to filter dialogues)
-and the evaluation harness (`socratic eval score`, `socratic eval mathdial-agreement`).
+answer away? Pure standard-library heuristics (no model), shared by the data generator (to filter
+dialogues) and the evaluation harness (`socratic eval score`, `... leak-agreement`).
 
-    from tutor.metrics import score_response
-    score_response([{"role": "user", "content": "What is 3/4 as a decimal?"},
-                    {"role": "assistant", "content": "What does the fraction bar mean?"}], "0.75")
+    from tutor.metrics import find_reveal, score_response
+    score_response([{"role": "user", "content": "What is 9 x 8? I got 63."},
+                    {"role": "assistant", "content": "Actually, 9 x 8 = 72."}])
+    # {..., "reveals_answer": True, "reveal": {"rule": "calculation", "span": "9 x 8 = 72"}, ...}
+
+Two answer checks, one built on the other:
+- `find_reveal(messages, reference=None)`: the detector behind the `reveals_answer` metric. A reply
+  reveals when it states a result the student has not produced (a calculation with its result, a
+  result phrase, a declared answer, a value offered in a yes/no question), with or without a
+  reference answer; it returns the rule and the words that fired.
+- `reveals_answer(response, reference, context)`: whether the response states that reference
+  answer (None without one); the detector's `reference` rule, and the data generator's check.
 
 Decisions (their agreement with human labels is in docs/evaluation.md):
 - A question is a sentence ending in '?' outside code and quotations, or an interrogative
@@ -14,6 +23,8 @@ Decisions (their agreement with human labels is in docs/evaluation.md):
 - A mention of the answer whose value *and* written form (integer/decimal, fraction, percent)
   already appear in the context (the problem, the student's own words) is a restatement, not a
   reveal: "0.375" in "Write 0.375 as a fraction" is not the answer 3/8, but "three eighths" is.
+- A value the student wrote but did not conclude is revealed when the reply concludes with it
+  ("so 14 is our required answer"); confirming the student's own conclusion never is.
 """
 
 from __future__ import annotations
