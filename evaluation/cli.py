@@ -114,7 +114,9 @@ def register(root: argparse._SubParsersAction) -> None:
         "Compares the detector, the detector without references and the naive baseline (the "
         "reply contains the reference's number).",
     )
-    lk.add_argument("inputs", nargs="+", metavar="FILE.jsonl")
+    lk.add_argument(
+        "inputs", nargs="+", metavar="FILE.jsonl", help="labelled replies (one or more)"
+    )
     lk.add_argument("--examples", type=int, default=0, metavar="N",
                     help="print N random misses and false alarms of the detector (default: 0)")  # fmt: skip
     lk.add_argument("--json", dest="json_out", default=None, metavar="OUT.json",
@@ -129,7 +131,9 @@ def register(root: argparse._SubParsersAction) -> None:
         "answer)}. Prints n, accuracy, macro-F1 and Cohen's kappa per dimension; failed "
         "judgements are counted as missing.",
     )
-    ja.add_argument("inputs", nargs="+", metavar="FILE.jsonl")
+    ja.add_argument(
+        "inputs", nargs="+", metavar="FILE.jsonl", help="labelled replies (one or more)"
+    )
     ja.add_argument("--judge-url", required=True, metavar="URL", help="judge endpoint base URL")
     ja.add_argument("--judge-model", default=None, help="judge model (default: first listed)")
     ja.add_argument("--attempts", type=int, default=3, help="tries per reply (default: 3)")
