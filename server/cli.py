@@ -154,7 +154,8 @@ def register(root: argparse._SubParsersAction) -> None:
         help="run the engine and the OpenAI-compatible gateway",
         description="Start the inference engine (vllm serve on GPU, transformers serve on CPU) and "
         "the gateway in front of it; SIGTERM/Ctrl-C stops both. Endpoints: /v1/chat/completions, "
-        "/v1/models, /health, /ready, /metrics. More settings (limits, keys) in docs/serving.md.",
+        "/v1/models, /health, /ready, /metrics, and the student chat page at / (env WEB_UI; "
+        "default 1, 0 = off). More settings (limits, keys) in docs/serving.md.",
     )
     for flag, _target, type_, env, default, text in SERVE_FLAGS:
         shown = "none" if default in (None, "") else default

@@ -3,7 +3,8 @@ fault modes, and the real stack (transformers serve running the tiny model + the
 
 The fake engine picks its behaviour from the last user message: "mode:slow", "mode:500",
 "mode:garbage", "mode:die" (stream cut after two chunks), "mode:stall" (stream stops sending);
-anything else answers normally. It records every body it receives in `fake_engine.bodies`.
+"mode:echo TEXT" streams TEXT back in 4-character chunks, 20 ms apart; anything else answers
+normally. It records every body it receives in `fake_engine.bodies`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 
 SLOW_S = 3.0  # the fake engine's delay in slow/stall modes; gateways under test time out at 1 s
+ECHO = "mode:echo "
 
 
 @dataclass
@@ -95,6 +97,14 @@ def fake_engine_app(bodies: list) -> FastAPI:
 
     async def _stream(mode: str):
         yield _chunk()
+        if mode.startswith(ECHO):
+            text = mode[len(ECHO) :]
+            for i in range(0, len(text), 4):
+                await asyncio.sleep(0.02)
+                yield _chunk(text[i : i + 4])
+            yield _chunk(finish="stop")
+            yield "data: [DONE]\n\n"
+            return
         yield _chunk("What ")
         if mode == "mode:die":
             raise RuntimeError("engine crashed")  # uvicorn drops the connection mid-body
