@@ -7,19 +7,25 @@ generator handler to `runpod.serverless.start`. The job logic lives in `server/s
 
 Environment: the engine's variables (MODEL, ENGINE, SERVED_MODEL_NAME, MAX_MODEL_LEN, ...; see
 docs/serving.md), or ENGINE_URL to use an engine that is already running; the gateway's limits and
-system-prompt policy; MAX_CONCURRENCY jobs per worker (default 32).
+system-prompt policy; MAX_CONCURRENCY jobs per worker (default 32). Under `runpodctl project dev`
+the handler runs in an SSH session, which does not carry the pod's environment: variables missing
+there are read from the copy RunPod's base image saves at start (/etc/rp_environment).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 STATE: dict = {}
+# runpod/base's start script writes the pod's environment here as `export NAME="value"` lines.
+POD_ENVIRONMENT = Path("/etc/rp_environment")
 
 
 async def handler(job: dict):
@@ -75,6 +81,15 @@ def configure(env: Mapping[str, str]) -> Config:
     return Config(spec, kind, settings, max_concurrency, start_timeout_s)
 
 
+def pod_environment(path: Path = POD_ENVIRONMENT) -> dict[str, str]:
+    """The pod's environment as runpod/base saved it; {} when there is no such file."""
+    if not path.is_file():
+        return {}
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    matches = (re.fullmatch(r'export ([A-Za-z_][A-Za-z0-9_]*)="(.*)"', x) for x in lines)
+    return {m[1]: m[2] for m in matches if m}
+
+
 def exit_on_sigterm(signum: int, frame: object) -> None:
     """SIGTERM becomes SystemExit(0), so `start`'s `finally` stops the engine."""
     raise SystemExit(0)
@@ -91,6 +106,8 @@ def start() -> None:
     process without running `finally`; `exit_on_sigterm` turns it into SystemExit instead.
     """
     signal.signal(signal.SIGTERM, exit_on_sigterm)
+    for name, value in pod_environment().items():
+        os.environ.setdefault(name, value)
     # RunPod's logger prints every job output at DEBUG; keep message text out unless asked for.
     debug = os.environ.get("LOG_LEVEL", "").upper() == "DEBUG"
     os.environ.setdefault("RUNPOD_LOG_LEVEL", "DEBUG" if debug else "INFO")

@@ -5,7 +5,11 @@ job's `error` string, which is JSON that parses (runpod-python sends `str()` of 
 after streamed chunks fails the job with the error alone (the aggregate is dropped, the chunks
 were streamed); the aggregated output of a streamed job; and SIGTERM, whose handler the JobScaler
 replaces, ending the worker with exit 0 through `handler.start`'s `finally`, which stops the
-engine the handler started (a real `transformers serve` with the tiny model).
+engine the handler started (a real `transformers serve` with the tiny model). Also the start
+command `runpodctl project deploy` (v2.7.2, cmd/project/functions.go) puts in the endpoint's
+template, built from runpod.toml and run from `/` against a network-volume layout whose project
+folder is a copy-free link to this checkout, and the dev pod's environment read back from
+runpod/base's /etc/rp_environment.
 """
 
 from __future__ import annotations
@@ -13,16 +17,18 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
 import time
+import tomllib
 
 import httpx
 import pytest
-from conftest import run_app
 from fastapi import FastAPI, Request, Response
 
+import handler
 from server.launch import free_port
 from tutor.paths import REPO_ROOT
 
@@ -33,7 +39,7 @@ POLL_S = 0.3  # how long the fake job-take and job-stop hold an empty poll (RunP
 class FakeRunPod:
     """The job API a RunPod worker talks to: queued jobs out, streamed and final results in."""
 
-    def __init__(self) -> None:
+    def __init__(self, serve_app) -> None:
         self.pending: list[dict] = []
         self.streamed: dict[str, list] = {}
         self.done: dict[str, dict] = {}
@@ -65,7 +71,7 @@ class FakeRunPod:
         app.add_api_route("/job-take-batch/{worker}", take)
         app.add_api_route("/job-stop/{worker}", stop)
         app.add_api_route("/{kind}/{worker}/{job_id}", result, methods=["POST"])
-        self.server = run_app(app)
+        self.server = serve_app(app)
 
     def env(self) -> dict[str, str]:
         url = self.server.url
@@ -89,12 +95,12 @@ class FakeRunPod:
         return self.done[job_id]
 
 
-def start_worker(fake: FakeRunPod, log_path, **env: str) -> subprocess.Popen:
+def start_worker(fake: FakeRunPod, log_path, argv=None, cwd=REPO_ROOT, **env) -> subprocess.Popen:
     outer = {k: v for k, v in os.environ.items() if not k.startswith("RUNPOD_")}
     full = {**outer, **fake.env(), "MAX_CONCURRENCY": "4", **env}
     with open(log_path, "w") as log:
         return subprocess.Popen(
-            [sys.executable, "handler.py"], cwd=REPO_ROOT, env=full, stdout=log,
+            argv or [sys.executable, "handler.py"], cwd=cwd, env=full, stdout=log,
             stderr=subprocess.STDOUT,
         )  # fmt: skip
 
@@ -109,10 +115,8 @@ def stop_worker(proc: subprocess.Popen, log_path) -> int:
 
 
 @pytest.fixture
-def fake_runpod():
-    fake = FakeRunPod()
-    yield fake
-    fake.server.stop()
+def fake_runpod(serve_app):
+    return FakeRunPod(serve_app)
 
 
 def test_worker_loop_errors_are_json_strings(fake_runpod, fake_engine, tmp_path):
@@ -152,3 +156,47 @@ def test_sigterm_ends_the_worker_loop_and_stops_the_engine(fake_runpod, tiny_bas
     assert code == 0, log.read_text()[-2000:]
     with pytest.raises(httpx.HTTPError):
         httpx.get(f"http://127.0.0.1:{engine_port}/health", timeout=2)
+
+
+def deploy_start_command(volume: str) -> tuple[str, dict[str, str]]:
+    """The endpoint template's start command and env that runpodctl v2.7.2's deployProject
+    builds from runpod.toml, with `volume` for the network volume's mount path."""
+    cfg = tomllib.loads((REPO_ROOT / "runpod.toml").read_text())
+    project, runtime = cfg["project"], cfg["runtime"]
+    prod = f"{volume}/{project['uuid']}/prod"
+    handler_path = f"{prod}/{cfg['name']}/{runtime['handler_path']}"
+    command = f'bash -c ". {prod}/venv/bin/activate && python -u {handler_path}"'
+    return command, {**project["env_vars"], "RUNPOD_PROJECT_ID": project["uuid"]}
+
+
+def test_deploy_start_command_runs_the_worker(fake_runpod, fake_engine, tmp_path):
+    cfg = tomllib.loads((REPO_ROOT / "runpod.toml").read_text())
+    prod = tmp_path / cfg["project"]["uuid"] / "prod"
+    (prod / "venv" / "bin").mkdir(parents=True)
+    # The venv runpodctl builds there holds the requirements; this one puts ours first on PATH.
+    (prod / "venv" / "bin" / "activate").write_text(
+        f'export PATH="{os.path.dirname(sys.executable)}:$PATH"\n'
+    )
+    (prod / cfg["name"]).symlink_to(REPO_ROOT)  # runpodctl rsyncs the checkout here
+    command, env = deploy_start_command(str(tmp_path))
+    env |= {"ENGINE_URL": fake_engine.url, "PYTHONPATH": ""}  # no engine start; no path help
+    log = tmp_path / "worker.log"
+    proc = start_worker(fake_runpod, log, shlex.split(command), cwd="/", **env)
+    try:
+        done = fake_runpod.run("deploy-1", {"openai_route": "/v1/models"}, proc)
+        assert done["output"][0]["data"][0]["id"] == env["SERVED_MODEL_NAME"]
+    finally:
+        code = stop_worker(proc, log)
+    assert code == 0, log.read_text()[-2000:]
+
+
+def test_dev_session_reads_the_pods_saved_environment(tmp_path):
+    saved = tmp_path / "rp_environment"  # what runpod/base's start.sh writes (export_env_vars)
+    saved.write_text(
+        'export MODEL="you/socratic-tutor-7b"\nexport ENGINE_PORT="8011"\n'
+        'export GREETING="say "hi" twice"\nnot an export line\n'
+    )
+    assert handler.pod_environment(saved) == {
+        "MODEL": "you/socratic-tutor-7b", "ENGINE_PORT": "8011", "GREETING": 'say "hi" twice',
+    }  # fmt: skip
+    assert handler.pod_environment(tmp_path / "absent") == {}
