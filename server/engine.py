@@ -198,6 +198,8 @@ def upstream_model(spec: EngineSpec, kind: str) -> str | None:
 def engine_env(spec: EngineSpec, base: Mapping[str, str] | None = None) -> dict[str, str]:
     """The engine's environment: offline when the model is a local directory, no update checks."""
     env = dict(os.environ if base is None else base)
+    # Already on the command line; vLLM warns about every VLLM_* variable it does not know.
+    env.pop("VLLM_EXTRA_ARGS", None)
     env["HF_HUB_DISABLE_UPDATE_CHECK"] = "1"
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
     if Path(spec.model).is_dir() and (not spec.lora_adapter or Path(spec.lora_adapter).is_dir()):

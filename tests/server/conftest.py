@@ -117,6 +117,20 @@ def fake_engine_app(bodies: list) -> FastAPI:
     return app
 
 
+@pytest.fixture
+def serve_app():
+    """Start ASGI apps with `run_app`; all stopped when the test ends."""
+    started: list[RunningServer] = []
+
+    def start(app) -> RunningServer:
+        started.append(run_app(app))
+        return started[-1]
+
+    yield start
+    for running in started:
+        running.stop()
+
+
 @dataclass
 class FakeEngine:
     url: str

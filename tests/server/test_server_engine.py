@@ -1,7 +1,8 @@
 """Engine command lines (vllm serve for a merged model and for base + LoRA adapter, flags from env,
-VLLM_EXTRA_ARGS last, the exported chat template; transformers serve), engine choice, the offline
-environment, the eos check, and the launcher's failures: an engine that dies during start-up, one
-that never becomes healthy, and SIGTERM reaching the whole process group.
+VLLM_EXTRA_ARGS last and kept out of the engine's environment, the exported chat template;
+transformers serve), engine choice, the offline environment, the eos check, and the launcher's
+failures: an engine that dies during start-up, one that never becomes healthy, and SIGTERM
+reaching the whole process group.
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ def test_vllm_command_merged_model_from_env(tmp_path):
     assert pairs["--tensor-parallel-size"] == "2" and pairs["--quantization"] == "awq"
     assert cmd[-4:] == ["--max-num-seqs", "64", "--dtype", "float16"]  # extra args last: they win
     assert "--enable-lora" not in cmd
+    # On the command line only: vLLM warns about unknown VLLM_* variables in its environment.
+    assert "VLLM_EXTRA_ARGS" not in engine_env(EngineSpec.from_env(env), env)
 
 
 def test_vllm_command_lora_adapter(tmp_path):
