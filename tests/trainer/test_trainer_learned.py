@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -25,6 +26,8 @@ UNSEEN = [
     "How many sides does a hexagon have?",
 ]
 LIMIT = 96
+# The session fixture trains SmolLM2 (about 3 min on 2 idle cores; far longer on a loaded machine).
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]
 
 
 def greedy_replies(model_dir, system_prompt: str) -> list[tuple[str, bool]]:
