@@ -100,7 +100,10 @@ def probe_vllm(python: str) -> dict[str, Any]:
     if done.returncode != 0:
         lines = done.stderr.strip().splitlines()
         return {"error": lines[-1] if lines else f"exit code {done.returncode}"}
-    return json.loads(done.stdout)
+    try:
+        return json.loads(done.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return {"error": f"unexpected output {done.stdout[-200:]!r}"}
 
 
 def check_vllm(install: VllmInstall | None) -> VllmInstall:
