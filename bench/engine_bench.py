@@ -50,7 +50,12 @@ async def _load(url: str, model: str | None, concurrency: int, n: int) -> dict[s
         t0 = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         wall = time.perf_counter() - t0
-    return {"requests": n, "tokens": sum(tokens), "seconds": wall, "tokens_per_s": sum(tokens) / wall}
+    return {
+        "requests": n,
+        "tokens": sum(tokens),
+        "seconds": wall,
+        "tokens_per_s": sum(tokens) / wall,
+    }
 
 
 def _engine(kind: str, model: str, levels: list[int]) -> dict[str, Any]:
