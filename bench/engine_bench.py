@@ -72,7 +72,7 @@ def _engine(kind: str, model: str, levels: list[int]) -> dict[str, Any]:
     result: dict[str, Any] = {"start_s": time.monotonic() - started, "levels": {}}
     try:
         for c in levels:
-            load = _load(spec.url, upstream_model(spec, kind), c, n=max(2, 2 * c) if c > 1 else 3)
+            load = _load(spec.url, upstream_model(spec, kind), c, n=max(3, c))  # one round
             result["levels"][str(c)] = asyncio.run(load)
     finally:
         engine.stop()

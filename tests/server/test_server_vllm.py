@@ -121,10 +121,13 @@ def test_n_above_one_in_the_engine_not_through_the_gateway(client, engine_client
 
 
 def test_api_key_is_required(vllm_serve):
-    for key in ("", "wrong"):
-        anonymous = openai.OpenAI(base_url=vllm_serve.url + "/v1", api_key=key, max_retries=0)
-        with pytest.raises(openai.AuthenticationError):
-            anonymous.chat.completions.create(model=TUTOR, messages=USER, max_tokens=4)
+    wrong = openai.OpenAI(base_url=vllm_serve.url + "/v1", api_key="wrong", max_retries=0)
+    with pytest.raises(openai.AuthenticationError) as info:
+        wrong.chat.completions.create(model=TUTOR, messages=USER, max_tokens=4)
+    assert info.value.body["code"] == "invalid_api_key"
+    body = {"model": TUTOR, "messages": USER, "max_tokens": 4}
+    none = httpx.post(vllm_serve.url + "/v1/chat/completions", json=body, timeout=30)
+    assert none.status_code == 401 and none.json()["error"]["code"] == "missing_api_key"
 
 
 @pytest.mark.parametrize(
@@ -178,7 +181,8 @@ def test_system_prompt_policies(vllm_serve, client, gateway):
 
 def test_concurrency_limit_per_key_with_real_replies(vllm_serve, gateway):
     url = gateway(tuned_settings(vllm_serve, max_concurrency_per_key=1, retry_after_s=3))
-    body = {"messages": USER, "max_tokens": 64, "temperature": 0, "stream": True}
+    story = [{"role": "user", "content": "Tell me a long story about a dragon who counts."}]
+    body = {"messages": story, "max_tokens": 128, "temperature": 0, "stream": True}  # seconds
     with httpx.stream("POST", url + "/v1/chat/completions", json=body, timeout=60) as first:
         assert first.status_code == 200
         next(first.iter_lines())  # the first request is in flight
@@ -186,7 +190,9 @@ def test_concurrency_limit_per_key_with_real_replies(vllm_serve, gateway):
         assert second.status_code == 429 and second.headers["retry-after"] == "3"
         assert second.json()["error"]["code"] == "concurrency_limit_exceeded"
         assert "data: [DONE]" in list(first.iter_lines())
-    again = httpx.post(url + "/v1/chat/completions", json={**body, "stream": False}, timeout=60)
+    again = httpx.post(
+        url + "/v1/chat/completions", json={**body, "max_tokens": 4, "stream": False}
+    )
     assert again.status_code == 200
 
 
