@@ -190,8 +190,8 @@ def test_concurrency_limit_per_key_with_real_replies(vllm_serve, gateway):
         assert second.status_code == 429 and second.headers["retry-after"] == "3"
         assert second.json()["error"]["code"] == "concurrency_limit_exceeded"
         assert "data: [DONE]" in list(first.iter_lines())
-    again = {**body, "max_tokens": 4, "stream": False}
-    again = httpx.post(url + "/v1/chat/completions", json=again, timeout=60)
+    short = {**body, "max_tokens": 4, "stream": False}
+    again = httpx.post(url + "/v1/chat/completions", json=short, timeout=60)
     assert again.status_code == 200
 
 
