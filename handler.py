@@ -4,6 +4,7 @@ generator handler to `runpod.serverless.start`. The job logic lives in `server/s
     MODEL=/runpod-volume/tutor python handler.py                           # on RunPod
     MODEL=runs/tiny-tutor/merged ENGINE=transformers \
         python handler.py --rp_serve_api --rp_api_port 8010                # local API server
+    MODEL=runs/smollm2/export ENGINE=vllm python handler.py --rp_serve_api  # vLLM CPU: make vllm
 
 Environment: the engine's variables (MODEL, ENGINE, SERVED_MODEL_NAME, MAX_MODEL_LEN, ...; see
 docs/serving.md), or ENGINE_URL to use an engine that is already running; the gateway's limits and

@@ -223,6 +223,7 @@ def test_dockerignore_keeps_data_outputs_and_secrets_out():
         "**/.env",
         "**/.git",
         "**/.venv",
+        "**/.venv-vllm",  # a CPU build in /app would be found before the image's own vLLM
         "runs/",
         "outputs/",
         "data/*",
