@@ -189,7 +189,7 @@ class Endpoint:
         return self.params.apply(optional)
 
     def _adapt(self, e: openai.APIStatusError, sent: dict[str, Any]) -> bool:
-        return self.params.learn(e.param, _message(e), sent)
+        return self.params.learn(e.param, error_message(e), sent)
 
     @property
     def dropped(self) -> set[str]:
@@ -199,21 +199,21 @@ class Endpoint:
         code = e.status_code
         if code in (401, 403):
             raise FatalError(
-                f"{self.base_url} rejected the API key ({code}): {_message(e)[:200]}"
+                f"{self.base_url} rejected the API key ({code}): {error_message(e)[:200]}"
             ) from None
         if code == 404:
             raise FatalError(
                 f"model {self.model!r} not found at {self.base_url} (404): check --model and "
-                f"--base-url ({_message(e)[:200]})"
+                f"--base-url ({error_message(e)[:200]})"
             ) from None
-        if code == 429 and (e.code == "insufficient_quota" or "quota" in _message(e).lower()):
-            raise FatalError(f"{self.base_url}: quota exhausted (429): {_message(e)[:200]}")
+        if code == 429 and (e.code == "insufficient_quota" or "quota" in error_message(e).lower()):
+            raise FatalError(f"{self.base_url}: quota exhausted (429): {error_message(e)[:200]}")
         if code == 429 or code in (408, 409) or code >= 500:
             return self._retryable(str(code), attempt, _retry_after(e.response.headers))
         self.stats.errors[str(code)] += 1
         self.stats.failed_requests += 1
-        self._count_failure(f"{code}: {_message(e)[:200]}")
-        raise RequestFailed(f"{code}: {_message(e)[:200]}")
+        self._count_failure(f"{code}: {error_message(e)[:200]}")
+        raise RequestFailed(f"{code}: {error_message(e)[:200]}")
 
     def _retryable(self, kind: str, attempt: int, retry_after: float | None) -> float:
         self.stats.errors[kind] += 1
@@ -250,7 +250,7 @@ class Endpoint:
         return reply
 
 
-def _message(e: openai.APIStatusError) -> str:
+def error_message(e: openai.APIStatusError) -> str:
     body = e.body
     if isinstance(body, dict):
         inner = body.get("error", body)

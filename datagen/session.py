@@ -104,7 +104,9 @@ class Session:
             self.critique_log = Appender(
                 side_file(args.out, "critique.jsonl"), lock=False, sync=False
             )
-            self.reject_log = Appender(side_file(args.out, "rejected.jsonl"), lock=False, sync=False)
+            self.reject_log = Appender(
+                side_file(args.out, "rejected.jsonl"), lock=False, sync=False
+            )
         except BaseException:
             self.close()
             raise
@@ -180,7 +182,9 @@ class Session:
         """A generation request failed for good: its conversations count as failed."""
         self.counts.failed_requests += 1
         self.counts.failed += plan.k
-        self.reject_log.append([{"request": plan.index, "reason": "request failed", "detail": detail}])
+        self.reject_log.append(
+            [{"request": plan.index, "reason": "request failed", "detail": detail}]
+        )
 
     def on_generation(self, plan: RequestPlan, reply: Reply) -> list[Candidate]:
         """Extract and gate a generation reply; returns the candidates not yet seen."""
