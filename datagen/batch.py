@@ -150,6 +150,7 @@ class BatchRun:
             s.close()
             raise
         s.progress_bar()
+        self._write_manifest()
         try:
             if args.cancel_batch:
                 self._cancel()
@@ -321,7 +322,6 @@ class BatchRun:
         self.rounds.append({**summary, "lines": len(rnd["ids"]), "failed_lines": failed})
         st["current"], st["done"] = None, ranges(s.done)
         self._save_state()
-        self._write_manifest()
 
     def _refuse_fatal(self, rnd: dict[str, Any], lines: dict[str, Line]) -> None:
         """A bad key or model: put the round's requests back (a rerun rebuilds them with the
@@ -387,7 +387,9 @@ class BatchRun:
         return state
 
     def _save_state(self) -> None:
+        """The state first (what a rerun trusts), then the manifest (what it reports)."""
         write_manifest(self.state_path, self.state)
+        self._write_manifest()
 
     def _write_manifest(self) -> Manifest:
         s = self.session

@@ -6,7 +6,8 @@ metadata), `GET /v1/batches/{id}`, `GET /v1/batches` (newest first, `limit`/`aft
 /v1/batches/{id}/cancel`. A batch moves one step per retrieve: validating (every line is checked:
 custom_id unique, method POST, url = the batch's endpoint, one model) -> in_progress (answers
 `lines_per_poll` lines per retrieve) -> finalizing -> completed; or failed (validation),
-expired (after `expire_after` lines), cancelling -> cancelled. Output lines are
+expired (`expire`: batch number -> lines answered first), cancelling -> cancelled (on request, or
+`cancel`: batch number -> lines answered before someone else cancels it). Output lines are
 `{"id", "custom_id", "response": {"status_code", "request_id", "body"}, "error"}`; failed requests
 go to the error file (`response.status_code` >= 400 with an error body; `response: null` with
 `error.code` "batch_expired" or "batch_cancelled" for lines never run).
@@ -54,7 +55,8 @@ class BatchState:
     replies: FakeState = field(default_factory=FakeState)
     lines_per_poll: int = 1000
     fail_every: int = 0  # every Nth line answered fails with a 500
-    expire_after: int | None = None  # lines answered before the batch expires
+    expire: dict[int, int] = field(default_factory=dict)  # batch number -> lines, then expired
+    cancel: dict[int, int] = field(default_factory=dict)  # batch number -> lines, then cancelled
     fail_validation: bool = False  # every batch fails validation
     kill_at: tuple[str, int] | None = None  # (call name, nth)
     kill_pid: int | None = None
@@ -177,11 +179,15 @@ def advance(state: BatchState, b: dict) -> None:
         b["request_counts"]["total"] = len(b["_lines"])
         b.update(status="in_progress", in_progress_at=_now())
     elif status == "in_progress":
+        number = int(b["id"].split("_")[1])
         for _ in range(state.lines_per_poll):
             if b["_next"] >= len(b["_lines"]):
                 break
-            if state.expire_after is not None and b["_next"] >= state.expire_after:
+            if b["_next"] >= state.expire.get(number, len(b["_lines"])):
                 return _finish(state, b, "expired", "batch_expired")
+            if b["_next"] >= state.cancel.get(number, len(b["_lines"])):
+                b.update(status="cancelling", cancelling_at=_now())
+                return
             row = _answer(state, b["_lines"][b["_next"]])
             b["_next"] += 1
             ok = row["response"]["status_code"] == 200
