@@ -216,7 +216,7 @@ class BatchRun:
                 request_line(f"gen-{i}", self._body(s.generation_request(s.plan(i))))
                 for i in retry + new
             ]
-            rnd = {"kind": "generate", "indices": retry + new}
+            rnd = {"kind": "generate", "indices": retry + new, "new": len(new)}
             self.launched += len(new)
         else:
             return None
@@ -382,8 +382,9 @@ class BatchRun:
                 f"{self.state_path}: recorded for --batch {state.get('mode')}; rerun with it, or "
                 "move the file away to start over"
             )
-        if state.get("current"):
-            log(f"resuming round {state['current']['n']} ({state['current']['kind']})")
+        if current := state.get("current"):
+            log(f"resuming round {current['n']} ({current['kind']})")
+            self.launched += current.get("new", 0)  # its requests count as this run's
         return state
 
     def _save_state(self) -> None:

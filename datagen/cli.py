@@ -280,7 +280,8 @@ def register(data: argparse._SubParsersAction) -> None:
         metavar="ARGS",
         help="extra flags for vLLM's batch runner, one quoted string, e.g. "
         "'--tensor-parallel-size 4 --max-model-len 8192'; on vLLM's CPU build, --dtype float32 "
-        "--max-model-len 2048 and no chunked prefill are added unless given (default: none)",
+        "--max-model-len 2048 --enforce-eager and no chunked prefill are added unless given "
+        "(default: none)",
     )
     add(
         "--no-progress",

@@ -1,8 +1,8 @@
 """`socratic data generate --batch vllm` against the REAL vLLM engine (its CPU build, found by
 `tutor.vllm.vllm_python`) with the real SmolLM2-135M-Instruct, end to end, once per test session:
-the first attempt is SIGKILLed while vLLM's batch runner starts (the runner and its engine
+the first attempt is SIGKILLed once vLLM's engine process is up (the runner and its engine
 processes must die with it, and no result file is left to trust), the rerun resumes the same
-round and finishes it. A 135M model is a poor generator: the tests check that every
+round, finishes it, and sends no other (the resumed round counts against --max-requests). A 135M model is a poor generator: the tests check that every
 conversation asked for is written, rejected with a reason or failed, never what the model says.
 Skipped when no Python with vllm is found (set VLLM_PYTHON)."""
 
@@ -59,9 +59,9 @@ def vllm_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     env = {**os.environ, "VLLM_PYTHON": python}
     first = subprocess.Popen(cmd, env=env, stderr=subprocess.DEVNULL)
     log = out.with_name("gen.batches") / "round-001-generate.vllm.log"
-    deadline = time.monotonic() + 120
-    while not (log.exists() and log.stat().st_size > 0) and time.monotonic() < deadline:
-        time.sleep(0.2)
+    deadline = time.monotonic() + 600  # until the engine process is up (its log names it)
+    while not (log.exists() and b"EngineCore" in log.read_bytes()) and time.monotonic() < deadline:
+        time.sleep(0.5)
     runner = _runner_pid(first.pid)
     first.send_signal(signal.SIGKILL)
     first.wait(timeout=30)
@@ -134,6 +134,7 @@ def test_requests_carry_the_schema_and_seed_and_the_cpu_flags(vllm_run: dict) ->
     body = lines[0]["body"]
     assert body["response_format"]["type"] == "json_schema" and isinstance(body["seed"], int)
     command = vllm_run["manifest"]["sessions"][-1]["requests"]["rounds"][0]["engine"]["command"]
-    assert "--no-enable-chunked-prefill" in command and "--dtype float32" in command
+    for flag in ("--no-enable-chunked-prefill", "--dtype float32", "--enforce-eager"):
+        assert flag in command
     results = (batches / "round-001-generate.results.jsonl").read_text().splitlines()
     assert len(results) == N

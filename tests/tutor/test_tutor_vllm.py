@@ -33,13 +33,13 @@ def test_this_python_is_not_the_cpu_build_and_gets_no_defaults() -> None:
     "user, expected",
     [
         ([], ["--dtype", "float32", "--max-model-len", "2048", "--no-enable-chunked-prefill",
-              "--max-num-batched-tokens", "2048"]),
+              "--max-num-batched-tokens", "2048", "--enforce-eager"]),
         (["--max-model-len=4096", "--dtype", "bfloat16"],
          ["--max-model-len=4096", "--dtype", "bfloat16", "--no-enable-chunked-prefill",
-          "--max-num-batched-tokens", "4096"]),
-        (["--enable-chunked-prefill"],
-         ["--enable-chunked-prefill", "--dtype", "float32", "--max-model-len", "2048",
-          "--max-num-batched-tokens", "2048"]),
+          "--max-num-batched-tokens", "4096", "--enforce-eager"]),
+        (["--enable-chunked-prefill", "--no-enforce-eager"],
+         ["--enable-chunked-prefill", "--no-enforce-eager", "--dtype", "float32",
+          "--max-model-len", "2048", "--max-num-batched-tokens", "2048"]),
     ],
 )  # fmt: skip
 def test_cpu_defaults_fill_only_what_is_missing(monkeypatch, user, expected) -> None:
