@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from datagen.api import Adapter, CallStats, FatalError, Reply
+from datagen.cost import cost_usd
 from datagen.generate import GenerateArgs, Manifest, log
 from datagen.session import Candidate, Session, expand, ranges
 from datagen.store import read_manifest, side_file, write_manifest
@@ -248,13 +249,9 @@ class BatchRun:
         return out
 
     def _cost_per_request(self) -> float | None:
-        u = self.stats.usage.get("generate")
-        price = self.args.price()
-        return (
-            None
-            if not u or not u[0] or price is None
-            else (u[1] * price[0] + u[2] * price[1]) / 1e6 / u[0]
-        )
+        """USD per generation request so far (None before the first reply or without a price)."""
+        u, price = self.stats.usage.get("generate"), self.args.price()
+        return cost_usd(u[1], u[2], price) / u[0] if u and u[0] and price else None
 
     def _over_budget(self) -> bool:
         cost = self.session.total_cost(self.stats)
@@ -280,48 +277,56 @@ class BatchRun:
     # ------------------------------------------------------------------ results
 
     def _process(self, rnd: dict[str, Any]) -> None:
-        s, st = self.session, self.state
+        """Judge a round's results with the session, then record the round as done."""
         lines = read_results([self.folder / p for p in rnd["results"]], rnd["ids"])
         self._refuse_fatal(rnd, lines)
-        failed = 0
         if rnd["kind"] == "generate":
-            for i in rnd["indices"]:
-                plan, line = s.plan(i), lines[f"gen-{i}"]
-                if line.reply is None:
-                    failed += 1
-                    if self._retry(line, rnd):
-                        st["generate"].append(i)
-                        continue
-                    s.on_generation_failed(plan, line.error)
-                    s.done.add(i)
-                    continue
-                self.stats.add_usage("generate", line.reply)
-                candidates = s.on_generation(plan, line.reply)
-                s.done.add(i)
-                if s.critic_template is None:
-                    s.commit(plan, s.uncritiqued(candidates))
-                else:
-                    st["critique"] += [_item(c) for c in candidates]
+            failed = self._process_generation(rnd, lines)
         else:
-            outcomes: dict[int, list] = {}
-            for item in rnd["items"]:
-                cand, line = self._cand(item), lines[item["id"]]
-                if line.reply is None:
-                    failed += 1
-                    if self._retry(line, rnd):
-                        st["critique"].append(item)
-                    else:
-                        s.on_critique_failed(cand, line.error)
-                    continue
-                self.stats.add_usage("critique", line.reply)
-                if (o := s.on_critique(cand, line.reply.text)) is not None:
-                    outcomes.setdefault(item["request"], []).append(o)
-            for index in sorted(outcomes):
-                s.commit(s.plan(index), outcomes[index])
+            failed = self._process_critique(rnd, lines)
         summary = {k: rnd.get(k) for k in ("n", "kind", "model", "status", "remote", "engine")}
         self.rounds.append({**summary, "lines": len(rnd["ids"]), "failed_lines": failed})
-        st["current"], st["done"] = None, ranges(s.done)
+        self.state["current"], self.state["done"] = None, ranges(self.session.done)
         self._save_state()
+
+    def _process_generation(self, rnd: dict[str, Any], lines: dict[str, Line]) -> int:
+        s, failed = self.session, 0
+        for i in rnd["indices"]:
+            plan, line = s.plan(i), lines[f"gen-{i}"]
+            if line.reply is None:
+                failed += 1
+                if self._retry(line, rnd):
+                    self.state["generate"].append(i)
+                    continue
+                s.on_generation_failed(plan, line.error)
+                s.done.add(i)
+                continue
+            self.stats.add_usage("generate", line.reply)
+            candidates = s.on_generation(plan, line.reply)
+            s.done.add(i)
+            if s.critic_template is None:
+                s.commit(plan, s.uncritiqued(candidates))
+            else:
+                self.state["critique"] += [_item(c) for c in candidates]
+        return failed
+
+    def _process_critique(self, rnd: dict[str, Any], lines: dict[str, Line]) -> int:
+        s, failed, outcomes = self.session, 0, {}
+        for item in rnd["items"]:
+            cand, line = self._cand(item), lines[item["id"]]
+            if line.reply is None:
+                failed += 1
+                if self._retry(line, rnd):
+                    self.state["critique"].append(item)
+                else:
+                    s.on_critique_failed(cand, line.error)
+                continue
+            self.stats.add_usage("critique", line.reply)
+            if (o := s.on_critique(cand, line.reply.text)) is not None:
+                outcomes.setdefault(item["request"], []).append(o)
+        for index in sorted(outcomes):
+            s.commit(s.plan(index), outcomes[index])
+        return failed
 
     def _refuse_fatal(self, rnd: dict[str, Any], lines: dict[str, Line]) -> None:
         """A bad key or model: put the round's requests back (a rerun rebuilds them with the
@@ -365,18 +370,13 @@ class BatchRun:
     # ------------------------------------------------------------------ state and manifest
 
     def _load_state(self) -> dict[str, Any]:
-        fresh = {
-            "mode": self.args.batch,
-            "rounds": 0,
-            "current": None,
-            "generate": [],
-            "critique": [],
-        }
+        fresh = {"mode": self.args.batch, "rounds": 0, "current": None}
+        fresh.update(generate=[], critique=[], retries={}, done=[])
         state = read_manifest(self.state_path)  # any JSON file; None when absent or unreadable
         if state is None:
             if self.state_path.exists():
                 raise DataError(f"{self.state_path}: unreadable; move it away to start over")
-            return {**fresh, "retries": {}, "done": []}
+            return fresh
         if state.get("mode") != self.args.batch:
             raise DataError(
                 f"{self.state_path}: recorded for --batch {state.get('mode')}; rerun with it, or "
@@ -393,18 +393,17 @@ class BatchRun:
         self._write_manifest()
 
     def _write_manifest(self) -> Manifest:
-        s = self.session
+        st = self.state
         requests = {
             "launched": self.launched,
             "rounds": self.rounds,
-            "pending_retries": len(self.state["generate"]) if hasattr(self, "state") else 0,
-            "pending_critiques": len(self.state["critique"]) if hasattr(self, "state") else 0,
+            "pending_retries": len(st["generate"]),
+            "pending_critiques": len(st["critique"]),
         }
-        backend = getattr(self, "backend", None)
-        return s.write_manifest(
+        return self.session.write_manifest(
             self.stop_reason,
             self.stats,
-            base_url=backend.base_url if backend else None,
+            base_url=self.backend.base_url,
             structured=self.args.structured and "response_format" not in self.params.dropped,
             requests=requests,
             extra={"batch": {"mode": self.args.batch, "state": self.state_path.name}},
