@@ -6,14 +6,14 @@
 The interpreter and the CPU build's defaults come from `tutor.vllm`. The runner writes its
 output in place at the very end, so it writes to a temporary name that is renamed only after it
 exits cleanly: a killed round leaves no result file that a rerun would trust, and the rerun runs
-it again. The runner (and its engine processes) is stopped with this process: on an exception
-its process group is terminated, and on Linux it also gets SIGKILL if this process dies.
+it again. The runner and its engine processes run under `tutor.reaper`, so they stop with this
+process: on an exception their process group is terminated, and if this process is killed the
+kernel tells the reaper, which kills the group.
 Its log goes to `<round>.vllm.log`; the bar follows its "Running batch" progress.
 """
 
 from __future__ import annotations
 
-import ctypes
 import os
 import re
 import shlex
@@ -84,12 +84,11 @@ class VllmBatches:
     ) -> int:
         try:
             proc = subprocess.Popen(
-                cmd,
+                [sys.executable, "-m", "tutor.reaper", "--", *cmd],
                 stdout=sink,
                 stderr=subprocess.STDOUT,
                 env={**os.environ, **env},
                 start_new_session=True,
-                preexec_fn=_die_with_parent,
             )
         except OSError as e:
             raise FatalError(f"cannot run {describe(self.python)}: {e.strerror}") from None
@@ -115,13 +114,8 @@ class VllmBatches:
                 _stop(proc)
 
 
-def _die_with_parent() -> None:
-    """In the child: SIGKILL when the parent dies (Linux prctl PR_SET_PDEATHSIG)."""
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
-
-
 def _stop(proc: subprocess.Popen) -> None:
+    """SIGTERM makes the reaper kill the whole group; SIGKILL if even that does not happen."""
     for sig, wait_s in ((signal.SIGTERM, 15), (signal.SIGKILL, 5)):
         try:
             os.killpg(proc.pid, sig)
