@@ -122,7 +122,11 @@ def test_the_rerun_resumes_the_round_and_accounts_for_every_conversation(
     rounds = session["requests"]["rounds"]
     assert [r["kind"] for r in rounds] == ["generate"] and rounds[0]["failed_lines"] == 0
     assert session["usage"]["generate"]["completion_tokens"] > 0
-    check_file(vllm_run["out"], m["conversations_in_file"])
+    written = m["conversations_in_file"]
+    if written:  # a 135M model rarely writes a valid Socratic dialogue; none is fine too
+        check_file(vllm_run["out"], written)
+    else:
+        assert vllm_run["out"].read_bytes() == b""
     rejected = vllm_run["out"].with_name("gen.rejected.jsonl").read_text().splitlines()
     assert all(json.loads(x)["reason"] for x in rejected)
 
