@@ -237,9 +237,10 @@ class BatchRun:
         s = self.session
         want = math.ceil(s.need / (s.k * s.yield_rate())) - retries
         want = min(want, self.max_requests - self.launched, ROUND_LIMIT - retries)
-        if (avg := self._cost_per_request()) and self.args.max_cost is not None:
-            spent = s.total_cost(self.stats) or 0.0
-            want = min(want, math.ceil((self.args.max_cost - spent) / avg))
+        if self.args.max_cost is not None:  # before any cost is known, a probe of C requests
+            avg, spent = self._cost_per_request(), s.total_cost(self.stats) or 0.0
+            cap = math.ceil((self.args.max_cost - spent) / avg) if avg else self.args.concurrency
+            want = min(want, cap)
         out, i = [], 0
         taken = set(self.state["generate"])
         while len(out) < want:

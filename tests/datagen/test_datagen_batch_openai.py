@@ -121,6 +121,19 @@ def test_failed_validation_is_fatal_and_the_rerun_resubmits(tmp_path: Path, chec
     check_file(tmp_path / "gen.jsonl", 6)
 
 
+def test_max_cost_probes_then_sizes_rounds_by_the_cost_so_far(tmp_path: Path, check_file) -> None:
+    state = BatchState()
+    with FakeBatchServer(state) as srv:
+        args = _args(tmp_path, srv, 300, critique=False, concurrency=2, max_cost=0.02)
+        m = run_generation(GenerateArgs(**{**vars(args), "price_in": 1.0, "price_out": 1.0}))
+    assert m.stop_reason == "max_cost" and 0 < m.conversations < 300
+    rounds = m.data["sessions"][-1]["requests"]["rounds"]
+    assert rounds[0]["lines"] == 2, "a probe round of --concurrency requests"
+    per_request = m.data["cost_usd"] / sum(r["lines"] for r in rounds)
+    assert 0.02 <= m.data["cost_usd"] < 0.02 + 2 * per_request  # at most ~one request over
+    check_file(tmp_path / "gen.jsonl", m.conversations)
+
+
 def _cli(tmp_path: Path, url: str, *extra: str) -> list[str]:
     return [
         sys.executable, "-m", "tutor.cli", "data", "generate", "--out", str(tmp_path / "gen.jsonl"),
