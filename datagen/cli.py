@@ -106,7 +106,14 @@ def register(data: argparse._SubParsersAction) -> None:
         help="environment variable holding the API key, optional for a --base-url endpoint "
         "(default: OPENAI_API_KEY)",
     )
-    add("--concurrency", type=int, default=8, metavar="C", help="requests in flight (default: 8)")
+    add(
+        "--concurrency",
+        type=int,
+        default=8,
+        metavar="C",
+        help="requests in flight; with --batch and --max-cost, the size of the first round "
+        "(default: 8)",
+    )
     add(
         "--critique",
         action=argparse.BooleanOptionalAction,
@@ -204,7 +211,8 @@ def register(data: argparse._SubParsersAction) -> None:
         type=int,
         default=6,
         metavar="N",
-        help="retries per request on 429/5xx/timeouts (default: 6)",
+        help="retries per request on 429/5xx/timeouts; with --batch, the later rounds a failed "
+        "line may go into (default: 6)",
     )
     add(
         "--retry-base",
