@@ -224,6 +224,7 @@ class BatchRun:
         st["rounds"] += 1
         name = f"round-{st['rounds']:03d}-{rnd['kind']}"
         rnd.update(n=st["rounds"], name=name, model=model, ids=[x["custom_id"] for x in lines])
+        rnd["sent"] = sorted({k for x in lines for k in x["body"]} - {"model", "messages"})
         self.folder.mkdir(parents=True, exist_ok=True)
         with atomic_open(self.folder / f"{name}.requests.jsonl") as f:
             f.writelines(json.dumps(x, ensure_ascii=False) + "\n" for x in lines)
@@ -264,6 +265,8 @@ class BatchRun:
 
     def _body(self, request: dict[str, Any]) -> dict[str, Any]:
         optional = {k: v for k, v in request.items() if k not in ("model", "messages")}
+        if (cap := self.backend.max_tokens_cap) and optional.get("max_tokens"):
+            optional["max_tokens"] = min(optional["max_tokens"], cap)
         return {
             "model": request["model"],
             "messages": request["messages"],
@@ -351,7 +354,8 @@ class BatchRun:
         """Whether a failed line goes into a later round (False: it failed for good)."""
         if line.code == "batch_cancelled" or (rnd["status"] == "cancelled" and line.status is None):
             return True  # not the request's fault: no retry is spent
-        if line.status == 400 and self.params.learn(line.param, line.error, self._sent()):
+        sent = dict.fromkeys(rnd.get("sent", []))  # the optional parameters the line carried
+        if line.status == 400 and self.params.learn(line.param, line.error, sent):
             return True
         if (
             line.status is not None
@@ -362,11 +366,6 @@ class BatchRun:
         tries = self.state["retries"]
         tries[line.custom_id] = tries.get(line.custom_id, 0) + 1
         return tries[line.custom_id] <= self.args.retries
-
-    def _sent(self) -> dict[str, Any]:
-        return self.params.apply(
-            {"response_format": 1, "max_tokens": 1, "temperature": 1, "seed": 1}
-        )
 
     # ------------------------------------------------------------------ state and manifest
 

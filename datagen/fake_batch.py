@@ -58,6 +58,7 @@ class BatchState:
     expire: dict[int, int] = field(default_factory=dict)  # batch number -> lines, then expired
     cancel: dict[int, int] = field(default_factory=dict)  # batch number -> lines, then cancelled
     fail_validation: bool = False  # every batch fails validation
+    refuse: str | None = None  # a body parameter every line carrying it gets a 400 for
     kill_at: tuple[str, int] | None = None  # (call name, nth)
     kill_pid: int | None = None
     api_key: str | None = None
@@ -129,6 +130,13 @@ def _answer(state: BatchState, line: dict) -> dict:
     action = "good" if _CRITIC_MARKER in prompt else state.replies.next_action()
     if state.fail_every and state.lines_done % state.fail_every == 0:
         action = "500"
+    if state.refuse and state.refuse in body:
+        message = f"Unsupported parameter: '{state.refuse}' is not supported with this model."
+        if state.refuse == "max_tokens":
+            message += " Use 'max_completion_tokens' instead."
+        error = {"message": message, "type": "invalid_request_error", "param": state.refuse}
+        resp = {"status_code": 400, "request_id": f"req_{state.lines_done}"}
+        return {**head, "response": {**resp, "body": {"error": error}}}
     if action in _LINE_ERRORS:
         error = {"message": f"fake {action}", "type": "server_error", "param": None, "code": None}
         resp = {"status_code": int(action), "request_id": f"req_{state.lines_done}"}

@@ -33,6 +33,8 @@ _CLOCK_SLACK_S = 600  # batches listed this long before the upload are still che
 
 
 class OpenAIBatches:
+    max_tokens_cap = None  # the API refuses what a model cannot do: the adaptation handles it
+
     def __init__(self, args: GenerateArgs, folder: Path):
         self.args, self.folder = args, folder
         self.client = openai.OpenAI(

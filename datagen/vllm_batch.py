@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from datagen.api import FatalError
 from datagen.generate import GenerateArgs, log
-from tutor.vllm import describe, engine_flags, vllm_python
+from tutor.vllm import describe, engine_flags, max_model_len, vllm_python
 
 _PROGRESS = re.compile(rb"Running batch:\s+\d+% Completed \| (\d+)/(\d+)")
 _POLL_S = 1.0
@@ -42,6 +42,9 @@ class VllmBatches:
         self.args, self.folder = args, folder
         self.python = vllm_python()
         self.user_flags = shlex.split(args.vllm_args)
+        # vLLM refuses max_tokens above --max-model-len (a 400) but shortens any smaller value
+        # to the context the prompt leaves: cap at the length when the flags name it.
+        self.max_tokens_cap = max_model_len(engine_flags(self.python, self.user_flags)[0])
 
     def close(self) -> None:
         pass

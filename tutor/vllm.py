@@ -75,6 +75,12 @@ def engine_flags(python: str, user_flags: list[str]) -> tuple[list[str], dict[st
     return flags, env
 
 
+def max_model_len(flags: list[str]) -> int | None:
+    """The `--max-model-len` the flags set, if any (else the model's own length applies)."""
+    value = _value(flags, "--max-model-len")
+    return int(value) if value and value.isdigit() else None
+
+
 def _value(flags: list[str], name: str) -> str | None:
     for i, f in enumerate(flags):
         if f == name and i + 1 < len(flags):

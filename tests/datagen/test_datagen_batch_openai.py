@@ -121,6 +121,21 @@ def test_failed_validation_is_fatal_and_the_rerun_resubmits(tmp_path: Path, chec
     check_file(tmp_path / "gen.jsonl", 6)
 
 
+def test_a_refused_parameter_adapts_the_next_round(tmp_path: Path, check_file) -> None:
+    state = BatchState(refuse="max_tokens")  # newer models want max_completion_tokens
+    with FakeBatchServer(state) as srv:
+        m = run_generation(_args(tmp_path, srv, 6, critique=False))
+    assert m.stop_reason == "done" and m.data["structured_output"] is True
+    check_file(tmp_path / "gen.jsonl", 6)
+    first, second = m.data["sessions"][-1]["requests"]["rounds"]
+    assert first["failed_lines"] == first["lines"] == 2 and second["failed_lines"] == 0
+    assert m.counts["failed"] == 0, "an adapted line is retried, not given up"
+    adaptations = m.data["sessions"][-1]["adaptations"]
+    assert len(adaptations) == 1 and "max_completion_tokens" in adaptations[0]
+    retried = (tmp_path / "gen.batches" / "round-002-generate.requests.jsonl").read_text()
+    assert '"max_completion_tokens"' in retried and '"max_tokens"' not in retried
+
+
 def test_max_cost_probes_then_sizes_rounds_by_the_cost_so_far(tmp_path: Path, check_file) -> None:
     state = BatchState()
     with FakeBatchServer(state) as srv:

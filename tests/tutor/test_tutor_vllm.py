@@ -49,3 +49,9 @@ def test_cpu_defaults_fill_only_what_is_missing(monkeypatch, user, expected) -> 
     assert flags == expected and env == {"VLLM_CPU_KVCACHE_SPACE": "1"}
     monkeypatch.setenv("VLLM_CPU_KVCACHE_SPACE", "4")
     assert vllm.engine_flags("python", user)[1] == {}
+
+
+def test_max_model_len_is_read_from_the_flags() -> None:
+    assert vllm.max_model_len(["--max-model-len", "2048"]) == 2048
+    assert vllm.max_model_len(["--max-model-len=8192", "--dtype", "float32"]) == 8192
+    assert vllm.max_model_len(["--dtype", "float32"]) is None
