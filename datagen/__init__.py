@@ -2,7 +2,9 @@
 
 `socratic data generate` (datagen.cli) drives `datagen.generate.run_generation`: prompting and the
 diversity plan (prompting), reply extraction (extract), quality gates and dedupe (quality),
-self-critique (critique), the retrying client (api), crash-safe files (store), the engine (run),
-and `socratic data push` (push). `datagen.fake_upstream` is a scripted fake endpoint for tests
-and benchmarks.
+self-critique (critique), the retrying client (api), crash-safe files (store), what every
+request asks and how every reply is judged (session), the real-time engine (run), the batch
+engine (batch) with its backends (openai_batch: the OpenAI Batch API; vllm_batch: vLLM's offline
+runner), and `socratic data push` (push). `datagen.fake_upstream` (chat completions) and
+`datagen.fake_batch` (Files + Batches API) are scripted fakes for tests and benchmarks.
 """

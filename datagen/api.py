@@ -73,6 +73,48 @@ class RetryPolicy:
 _ADAPTABLE = ("response_format", "max_tokens", "temperature", "seed")
 
 
+class Adapter:
+    """Optional parameters an endpoint refused, learned from its 400s and applied to later
+    requests (the real-time endpoint and the batch rounds share it). `notes` records each change."""
+
+    def __init__(self, notes: list[str] | None = None):
+        self.dropped: set[str] = set()
+        self.use_max_completion_tokens = False
+        self.notes = notes if notes is not None else []
+
+    def apply(self, optional: dict[str, Any]) -> dict[str, Any]:
+        """The parameters to send: unset and refused ones dropped, max_tokens renamed if needed."""
+        out = {k: v for k, v in optional.items() if v is not None and k not in self.dropped}
+        if self.use_max_completion_tokens and "max_tokens" in out:
+            out["max_completion_tokens"] = out.pop("max_tokens")
+        return out
+
+    def learn(self, param: str | None, message: str, sent: dict[str, Any]) -> bool:
+        """Drop or rename the parameter a 400 complains about; True when a retry may succeed."""
+        text = f"{param or ''} {message}".lower()
+        if any(name in sent and name in self.dropped for name in _ADAPTABLE):
+            return True  # another request adapted meanwhile: retry with the current parameters
+        if self.use_max_completion_tokens and "max_tokens" in sent:
+            return True
+        for name in _ADAPTABLE:
+            if name not in sent or name not in text:
+                continue
+            if name == "max_tokens" and "max_completion_tokens" in text:
+                self.use_max_completion_tokens = True
+                note = "max_tokens -> max_completion_tokens"
+            else:
+                self.dropped.add(name)
+                note = f"dropped {name}"
+            self.notes.append(f"{note} (endpoint said: {message[:120]})")
+            return True
+        if "response_format" in sent and "response_format" not in self.dropped:
+            # Many servers reject an unknown schema feature with a vague 400: try once without.
+            self.dropped.add("response_format")
+            self.notes.append(f"dropped response_format (400: {message[:120]})")
+            return True
+        return False
+
+
 class Endpoint:
     """An OpenAI-compatible chat endpoint shared by all requests of a run."""
 
@@ -96,8 +138,7 @@ class Endpoint:
         self.stats = CallStats()
         self.limit = asyncio.Semaphore(concurrency)
         self.rng = random.Random(seed)  # backoff jitter only
-        self.dropped: set[str] = set()  # parameters this endpoint rejected
-        self.use_max_completion_tokens = False
+        self.params = Adapter(self.stats.adaptations)
         self._failures_in_a_row = 0
 
     async def close(self) -> None:
@@ -145,55 +186,34 @@ class Endpoint:
             await asyncio.sleep(delay)
 
     def _kwargs(self, optional: dict[str, Any]) -> dict[str, Any]:
-        out = {k: v for k, v in optional.items() if v is not None and k not in self.dropped}
-        if self.use_max_completion_tokens and "max_tokens" in out:
-            out["max_completion_tokens"] = out.pop("max_tokens")
-        return out
+        return self.params.apply(optional)
 
     def _adapt(self, e: openai.APIStatusError, sent: dict[str, Any]) -> bool:
-        """Drop or rename a parameter a 400 complains about; True when there is one to retry."""
-        text = f"{e.param or ''} {_message(e)}".lower()
-        if any(name in sent and name in self.dropped for name in _ADAPTABLE):
-            return True  # another request adapted meanwhile: retry with the current parameters
-        if self.use_max_completion_tokens and "max_tokens" in sent:
-            return True
-        for name in _ADAPTABLE:
-            if name not in sent or name not in text:
-                continue
-            if name == "max_tokens" and "max_completion_tokens" in text:
-                self.use_max_completion_tokens = True
-                note = "max_tokens -> max_completion_tokens"
-            else:
-                self.dropped.add(name)
-                note = f"dropped {name}"
-            self.stats.adaptations.append(f"{note} (endpoint said: {_message(e)[:120]})")
-            return True
-        if "response_format" in sent and "response_format" not in self.dropped:
-            # Many servers reject an unknown schema feature with a vague 400: try once without.
-            self.dropped.add("response_format")
-            self.stats.adaptations.append(f"dropped response_format (400: {_message(e)[:120]})")
-            return True
-        return False
+        return self.params.learn(e.param, error_message(e), sent)
+
+    @property
+    def dropped(self) -> set[str]:
+        return self.params.dropped
 
     def _handle_status(self, e: openai.APIStatusError, attempt: int) -> float:
         code = e.status_code
         if code in (401, 403):
             raise FatalError(
-                f"{self.base_url} rejected the API key ({code}): {_message(e)[:200]}"
+                f"{self.base_url} rejected the API key ({code}): {error_message(e)[:200]}"
             ) from None
         if code == 404:
             raise FatalError(
                 f"model {self.model!r} not found at {self.base_url} (404): check --model and "
-                f"--base-url ({_message(e)[:200]})"
+                f"--base-url ({error_message(e)[:200]})"
             ) from None
-        if code == 429 and (e.code == "insufficient_quota" or "quota" in _message(e).lower()):
-            raise FatalError(f"{self.base_url}: quota exhausted (429): {_message(e)[:200]}")
+        if code == 429 and (e.code == "insufficient_quota" or "quota" in error_message(e).lower()):
+            raise FatalError(f"{self.base_url}: quota exhausted (429): {error_message(e)[:200]}")
         if code == 429 or code in (408, 409) or code >= 500:
             return self._retryable(str(code), attempt, _retry_after(e.response.headers))
         self.stats.errors[str(code)] += 1
         self.stats.failed_requests += 1
-        self._count_failure(f"{code}: {_message(e)[:200]}")
-        raise RequestFailed(f"{code}: {_message(e)[:200]}")
+        self._count_failure(f"{code}: {error_message(e)[:200]}")
+        raise RequestFailed(f"{code}: {error_message(e)[:200]}")
 
     def _retryable(self, kind: str, attempt: int, retry_after: float | None) -> float:
         self.stats.errors[kind] += 1
@@ -230,7 +250,7 @@ class Endpoint:
         return reply
 
 
-def _message(e: openai.APIStatusError) -> str:
+def error_message(e: openai.APIStatusError) -> str:
     body = e.body
     if isinstance(body, dict):
         inner = body.get("error", body)

@@ -3,6 +3,8 @@
     socratic data generate --out data/gen/train.jsonl --n 1000
     socratic data generate --out gen.jsonl --n 200 --base-url http://localhost:8000/v1 \\
         --model Qwen/Qwen2.5-72B-Instruct --api-key-env VLLM_API_KEY
+    socratic data generate --out gen.jsonl --n 5000 --batch openai       # Batch API, half price
+    socratic data generate --out gen.jsonl --n 20 --batch vllm --model MODEL_DIR
     socratic data push --in data/gen/train.jsonl --repo me/socratic-dialogues
 
 Only argparse-level code is imported here; openai and datasets load inside the commands.
@@ -33,7 +35,9 @@ def register(data: argparse._SubParsersAction) -> None:
         description="Generate --n conversations into --out (JSONL), with validation, Socratic "
         "checks, self-critique and dedupe. Rerun the same command to resume. Writes "
         "<name>.manifest.json, <name>.critique.jsonl and <name>.rejected.jsonl beside the output. "
-        "The API key is read from the environment variable named by --api-key-env.",
+        "The API key is read from the environment variable named by --api-key-env. With --batch, "
+        "requests go out as JSONL batch files in rounds (state in <name>.batch.json, files in "
+        "<name>.batches/); rerun the same command to resume a round.",
     )
     add = g.add_argument
     add(
@@ -102,7 +106,14 @@ def register(data: argparse._SubParsersAction) -> None:
         help="environment variable holding the API key, optional for a --base-url endpoint "
         "(default: OPENAI_API_KEY)",
     )
-    add("--concurrency", type=int, default=8, metavar="C", help="requests in flight (default: 8)")
+    add(
+        "--concurrency",
+        type=int,
+        default=8,
+        metavar="C",
+        help="requests in flight; with --batch and --max-cost, the size of the first round "
+        "(default: 8)",
+    )
     add(
         "--critique",
         action=argparse.BooleanOptionalAction,
@@ -200,7 +211,8 @@ def register(data: argparse._SubParsersAction) -> None:
         type=int,
         default=6,
         metavar="N",
-        help="retries per request on 429/5xx/timeouts (default: 6)",
+        help="retries per request on 429/5xx/timeouts; with --batch, the later rounds a failed "
+        "line may go into (default: 6)",
     )
     add(
         "--retry-base",
@@ -246,6 +258,38 @@ def register(data: argparse._SubParsersAction) -> None:
         default=[],
         metavar="FILE",
         help="other conversation files that generated ones must not duplicate (default: none)",
+    )
+    add(
+        "--batch",
+        choices=("openai", "vllm"),
+        default=None,
+        help="send the requests as batch files instead of one by one: 'openai' = the OpenAI "
+        "Batch API (half the price, done within 24 h); 'vllm' = vLLM's offline batch runner on "
+        "--model (a local dir or Hub id), run with $VLLM_PYTHON (default: .venv-vllm/bin/python "
+        "in the checkout, else this Python) (default: off, real time)",
+    )
+    add(
+        "--poll-interval",
+        dest="poll_s",
+        type=float,
+        default=30.0,
+        metavar="SEC",
+        help="seconds between status checks of an OpenAI batch (default: 30)",
+    )
+    add(
+        "--cancel-batch",
+        action="store_true",
+        help="cancel the OpenAI batch in flight, keep the requests it finished, and stop; a "
+        "later rerun sends the rest (default: off)",
+    )
+    add(
+        "--vllm-args",
+        default="",
+        metavar="ARGS",
+        help="extra flags for vLLM's batch runner, one quoted string, e.g. "
+        "'--tensor-parallel-size 4 --max-model-len 8192'; on vLLM's CPU build, --dtype float32 "
+        "--max-model-len 2048 --enforce-eager and no chunked prefill are added unless given "
+        "(default: none)",
     )
     add(
         "--no-progress",
@@ -303,7 +347,7 @@ def _generate_args(ns: argparse.Namespace):
 
     key = os.environ.get(ns.api_key_env, "")
     base_url = ns.base_url or os.environ.get("OPENAI_BASE_URL")
-    if not key and not base_url:
+    if not key and not base_url and ns.batch != "vllm":
         raise CommandError(
             f"no API key: set ${ns.api_key_env} (or name another variable with --api-key-env)"
         )

@@ -3,7 +3,8 @@
 Known models only, list prices as published by their providers in 2025; a dated snapshot, not a
 bill. A model not in the table gets no estimate (tokens are still counted) unless `--price-in` and
 `--price-out` are given. A model name matches the longest table entry it starts with, so dated
-snapshots ("gpt-4o-mini-2024-07-18") find their family.
+snapshots ("gpt-4o-mini-2024-07-18") find their family. The OpenAI Batch API bills half the list
+price (`BATCH_DISCOUNT`); explicit prices are taken as what is paid.
 """
 
 from __future__ import annotations
@@ -20,17 +21,26 @@ PRICES: dict[str, tuple[float, float]] = {
     "o3": (2.00, 8.00),
     "o4-mini": (1.10, 4.40),
 }
+BATCH_DISCOUNT = 0.5  # OpenAI Batch API: 50% of the list price, input and output
 
 
 def price_for(
-    model: str, price_in: float | None = None, price_out: float | None = None
+    model: str,
+    price_in: float | None = None,
+    price_out: float | None = None,
+    *,
+    batch: bool = False,
 ) -> tuple[float, float] | None:
-    """(input, output) USD per 1M tokens: the explicit prices, else the table, else None."""
+    """(input, output) USD per 1M tokens: the explicit prices, else the table (halved for the
+    Batch API), else None."""
     if price_in is not None and price_out is not None:
         return price_in, price_out
     name = model.rsplit("/", 1)[-1].lower()
     matches = [k for k in PRICES if name == k or name.startswith(k + "-")]
-    return PRICES[max(matches, key=len)] if matches else None
+    if not matches:
+        return None
+    price = PRICES[max(matches, key=len)]
+    return (price[0] * BATCH_DISCOUNT, price[1] * BATCH_DISCOUNT) if batch else price
 
 
 def cost_usd(prompt_tokens: int, completion_tokens: int, price: tuple[float, float]) -> float:

@@ -149,20 +149,22 @@ def make_app(state: FakeState):
         if scope["type"] != "http":
             return
         if scope["path"].endswith("/models"):
-            await _send(send, 200, {"object": "list", "data": [{"id": state.model or "fake"}]})
+            await send_json(send, 200, {"object": "list", "data": [{"id": state.model or "fake"}]})
             return
-        body = json.loads(await _read_body(receive) or b"{}")
+        body = json.loads(await read_body(receive) or b"{}")
         headers = dict(scope["headers"])
         if state.api_key and headers.get(b"authorization") != f"Bearer {state.api_key}".encode():
-            await _send(send, 401, {"error": {"message": "Incorrect API key provided"}})
+            await send_json(send, 401, {"error": {"message": "Incorrect API key provided"}})
             return
         if state.model and body.get("model") != state.model:
-            await _send(send, 404, {"error": {"message": f"model {body.get('model')} not found"}})
+            await send_json(
+                send, 404, {"error": {"message": f"model {body.get('model')} not found"}}
+            )
             return
         rf = body.get("response_format") or {}
         if state.reject_response_format and rf.get("type") == "json_schema":
             msg = "response_format json_schema is not supported"
-            await _send(send, 400, {"error": {"message": msg, "param": "response_format"}})
+            await send_json(send, 400, {"error": {"message": msg, "param": "response_format"}})
             return
         prompt = body["messages"][-1]["content"]
         await asyncio.sleep(state.latency_s)
@@ -172,17 +174,19 @@ def make_app(state: FakeState):
             action = state.next_action()
             if action in ("429", "500"):
                 extra = [(b"retry-after", b"1")] if action == "429" else []
-                await _send(send, int(action), {"error": {"message": f"fake {action}"}}, extra)
+                await send_json(send, int(action), {"error": {"message": f"fake {action}"}}, extra)
                 return
             if action == "slow":
                 await asyncio.sleep(state.slow_s)
             content, finish = generation_reply(state, prompt, action)
-        await _send(send, 200, _completion(content, finish, body.get("model", "fake"), prompt))
+        await send_json(
+            send, 200, completion_body(content, finish, body.get("model", "fake"), prompt)
+        )
 
     return app
 
 
-def _completion(content: str, finish: str, model: str, prompt: str) -> dict:
+def completion_body(content: str, finish: str, model: str, prompt: str) -> dict:
     return {
         "id": "chatcmpl-fake",
         "object": "chat.completion",
@@ -203,7 +207,7 @@ def _completion(content: str, finish: str, model: str, prompt: str) -> dict:
     }
 
 
-async def _read_body(receive: Any) -> bytes:
+async def read_body(receive: Any) -> bytes:
     body, more = b"", True
     while more:
         msg = await receive()
@@ -212,7 +216,7 @@ async def _read_body(receive: Any) -> bytes:
     return body
 
 
-async def _send(send: Any, status: int, payload: dict, extra: list | None = None) -> None:
+async def send_json(send: Any, status: int, payload: dict, extra: list | None = None) -> None:
     data = json.dumps(payload).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
     await send(
@@ -222,12 +226,12 @@ async def _send(send: Any, status: int, payload: dict, extra: list | None = None
 
 
 class FakeServer:
-    """Serve a `FakeState` with uvicorn on 127.0.0.1 in a background thread.
+    """Serve a `FakeState` (or any ASGI `app`) with uvicorn on 127.0.0.1 in a background thread.
 
     with FakeServer(FakeState(script=["429", "malformed"])) as srv: ... srv.url ...
     """
 
-    def __init__(self, state: FakeState, port: int = 0):
+    def __init__(self, state: Any, port: int = 0, app: Any = None):
         import socket
 
         import uvicorn
@@ -238,7 +242,7 @@ class FakeServer:
         self.port = self.sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}/v1"
         config = uvicorn.Config(
-            make_app(state), log_level="warning", access_log=False, lifespan="off"
+            app or make_app(state), log_level="warning", access_log=False, lifespan="off"
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(

@@ -2,6 +2,9 @@
 
     socratic data generate --out data/gen/train.jsonl --n 1000 --model gpt-4o-mini
 
+With `--batch openai|vllm` the same requests go out as JSONL batch files instead, in rounds
+(`datagen.batch`): the OpenAI Batch API at half the price, or vLLM's offline batch runner.
+
 Programmatic use (the benchmark drives it against a fake upstream):
 
     from datagen.generate import GenerateArgs, run_generation
@@ -77,6 +80,10 @@ class GenerateArgs:
     dialogue_threshold: float = 0.7  # Jaccard of whole dialogues that counts as a near-duplicate
     progress: bool = True
     fsync: bool = True
+    batch: str | None = None  # None = real time; "openai" (Batch API) or "vllm" (run_batch)
+    poll_s: float = 30.0  # seconds between status checks of an OpenAI batch
+    cancel_batch: bool = False  # cancel the recorded OpenAI batch, keep what it finished, stop
+    vllm_args: str = ""  # extra flags for vLLM's batch runner, e.g. "--tensor-parallel-size 4"
 
     def check(self) -> None:
         """Raise ValueError (one line) on inconsistent settings."""
@@ -90,6 +97,10 @@ class GenerateArgs:
             (self.max_cost is not None and self.max_cost <= 0, "--max-cost must be > 0"),
             ((self.price_in is None) != (self.price_out is None), "give both --price-in and --price-out"),
             (self.retries < 0 or self.breaker < 1, "--retries must be >= 0 and --breaker >= 1"),
+            (self.batch not in (None, "openai", "vllm"), f"--batch must be openai or vllm, got {self.batch!r}"),
+            (self.poll_s <= 0, f"--poll-interval must be > 0, got {self.poll_s}"),
+            (self.cancel_batch and self.batch != "openai", "--cancel-batch needs --batch openai"),
+            (bool(self.vllm_args) and self.batch != "vllm", "--vllm-args needs --batch vllm"),
         ]  # fmt: skip
         for bad, message in problems:
             if bad:
@@ -103,7 +114,12 @@ class GenerateArgs:
                 )
 
     def price(self, model: str | None = None) -> tuple[float, float] | None:
-        return price_for(model or self.model, self.price_in, self.price_out)
+        """USD per 1M tokens; a self-hosted vLLM batch has a price only when one is given."""
+        if self.batch == "vllm" and self.price_in is None:
+            return None
+        return price_for(
+            model or self.model, self.price_in, self.price_out, batch=self.batch == "openai"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -114,14 +130,19 @@ class GenerateArgs:
 @dataclass
 class Counts:
     """What happened to every conversation asked for. Invariants (see `problems`):
-    returned = parsed + unparsed; parsed = accepted + surplus + rejected + duplicates;
-    valid = parsed - rejected before critique (reasons not starting with "critique:")."""
+    requested + extra = returned + missing; returned = parsed + unparsed;
+    parsed = accepted + surplus + rejected + duplicates;
+    valid = parsed - rejected before critique (reasons not starting with "critique:").
+    Together (`ledger`): requested + failed + extra = accepted + every rejection + failed."""
 
     requests: int = 0  # generation requests answered
     failed_requests: int = 0  # generation requests that failed for good
     requested: int = 0  # conversations asked for by answered requests
+    failed: int = 0  # conversations asked for by requests that failed for good
     truncated_replies: int = 0  # replies cut off by max_tokens (finish_reason "length")
     returned: int = 0  # items found in replies, readable or not
+    missing: int = 0  # asked for but absent from the reply (it held fewer items)
+    extra: int = 0  # items beyond the number asked for (kept and checked like the others)
     unparsed: int = 0
     parsed: int = 0
     valid: int = 0  # passed the schema and the Socratic checks
@@ -138,6 +159,10 @@ class Counts:
         early = sum(v for k, v in self.rejected.items() if not k.startswith("critique:"))
         ends = self.accepted + self.surplus + rejected + sum(self.duplicates.values())
         checks = [
+            (
+                self.requested + self.extra == self.returned + self.missing,
+                "requested + extra != returned + missing",
+            ),
             (self.returned == self.parsed + self.unparsed, "returned != parsed + unparsed"),
             (self.parsed == ends, "parsed != accepted + surplus + rejected + duplicates"),
             (self.valid == self.parsed - early, "valid != parsed - rejected before critique"),
@@ -149,6 +174,21 @@ class Counts:
         d["rejected"] = dict(self.rejected.most_common())
         d["duplicates"] = dict(self.duplicates.most_common())
         return d
+
+    def ledger(self) -> dict[str, Any]:
+        """Every conversation asked for, by fate: `requested + extra_returned = written +
+        sum(rejected) + failed` (rejected includes unparsed, missing, duplicates and surplus)."""
+        rejected = Counter(self.rejected)
+        rejected.update({f"duplicate: {k}": v for k, v in self.duplicates.items()})
+        rejected.update(unparsed=self.unparsed, **{"not returned": self.missing})
+        rejected.update({"surplus beyond --n": self.surplus})
+        return {
+            "requested": self.requested + self.failed,
+            "extra_returned": self.extra,
+            "written": self.accepted,
+            "rejected": {k: v for k, v in rejected.most_common() if v},
+            "failed": self.failed,
+        }
 
 
 @dataclass
@@ -194,14 +234,18 @@ def load_inputs(args: GenerateArgs) -> tuple[str, str | None, list]:
 
 async def arun_generation(args: GenerateArgs) -> Manifest:
     """Run (or resume) a generation; returns the final manifest. Raises `FatalError` when the
-    endpoint cannot be used, `DataError` on unusable inputs, `ValueError` on bad settings."""
+    endpoint cannot be used, `DataError` on unusable inputs, `ValueError` on bad settings.
+    A batch run (`args.batch`) blocks the event loop until it ends: it only waits and polls."""
+    args.check()
+    inputs = load_inputs(args)
+    previous = read_manifest(side_file(args.out, "manifest.json"))
+    if args.batch:
+        from datagen.batch import BatchRun
+
+        return BatchRun(args, *inputs, previous=previous).execute()
     from datagen.run import Run  # the engine; imports openai
 
-    args.check()
-    run = Run(
-        args, *load_inputs(args), previous=read_manifest(side_file(args.out, "manifest.json"))
-    )
-    return await run.execute()
+    return await Run(args, *inputs, previous=previous).execute()
 
 
 def run_generation(args: GenerateArgs) -> Manifest:

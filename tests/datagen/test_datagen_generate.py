@@ -39,6 +39,7 @@ def _args(tmp_path: Path, srv: FakeServer, n: int, **kw) -> GenerateArgs:
 
 
 def assert_counts_add_up(counts: dict) -> None:
+    assert counts["requested"] + counts["extra"] == counts["returned"] + counts["missing"]
     rejected = sum(counts["rejected"].values())
     early = sum(v for k, v in counts["rejected"].items() if not k.startswith("critique:"))
     assert counts["returned"] == counts["parsed"] + counts["unparsed"]
@@ -57,6 +58,10 @@ def test_every_failure_kind_still_yields_exactly_n(tmp_path: Path, check_file) -
     c = m.counts
     assert_counts_add_up(c)
     assert c["accepted"] == 24 and c["unparsed"] >= 3 and c["truncated_replies"] == 1
+    ledger = m.data["sessions"][-1]["ledger"]  # every conversation asked for, by fate
+    settled = ledger["written"] + sum(ledger["rejected"].values()) + ledger["failed"]
+    assert ledger["requested"] + ledger["extra_returned"] == settled and ledger["written"] == 24
+    assert ledger["rejected"]["unparsed"] == c["unparsed"] and c["missing"] >= 1  # "garbage"
     assert any("unknown role" in r for r in c["rejected"])
     assert any("asks no question" in r for r in c["rejected"])
     assert c["duplicates"].get("exact", 0) >= 1

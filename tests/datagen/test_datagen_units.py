@@ -166,6 +166,8 @@ def test_prices_and_retry_after() -> None:
     assert price_for("gpt-4o") == (2.50, 10.00)
     assert price_for("Qwen/Qwen2.5-72B-Instruct") is None
     assert price_for("anything", 1.0, 2.0) == (1.0, 2.0)
+    assert price_for("gpt-4o-mini", batch=True) == (0.075, 0.30)  # Batch API: half the list
+    assert price_for("anything", 1.0, 2.0, batch=True) == (1.0, 2.0)  # given = paid
     assert cost_usd(1_000_000, 500_000, (1.0, 2.0)) == pytest.approx(2.0)
     assert _retry_after({"retry-after": "3"}) == 3.0
     assert _retry_after({"retry-after-ms": "250"}) == 0.25
