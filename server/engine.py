@@ -39,13 +39,13 @@ from server.vllm_install import (
     vllm_on_cpu,
     vllm_usable,
 )
+from tutor.vllm import CPU_ENV  # VLLM_CPU_KVCACHE_SPACE default on CPU (GiB)
 
 ENGINES = ("auto", "vllm", "transformers")
 IM_END = "<|im_end|>"
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")  # owner/name
 # vllm/config/lora.py MaxLoRARanks: any other --max-lora-rank stops vLLM at start-up.
 VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
-CPU_KVCACHE_GIB = "1"  # VLLM_CPU_KVCACHE_SPACE default on CPU (SmolLM2-135M: ~23k tokens)
 
 
 class EngineError(RuntimeError):
@@ -191,7 +191,12 @@ def vllm_command(
     for flag, value in optional.items():
         if value is not None:
             cmd += [flag, str(value)]
-    return cmd + shlex.split(spec.vllm_extra_args)
+    extra = shlex.split(spec.vllm_extra_args)
+    if cpu:  # eager mode, one-step prefill, a bounded context: tutor.vllm.CPU_FLAGS says why
+        from tutor.vllm import cpu_default_flags
+
+        cmd += cpu_default_flags(cmd + extra)
+    return cmd + extra
 
 
 def transformers_command(spec: EngineSpec, python: str = sys.executable) -> list[str]:
@@ -228,7 +233,7 @@ def engine_env(
     spec: EngineSpec, base: Mapping[str, str] | None = None, vllm_cpu: bool = False
 ) -> dict[str, str]:
     """The engine's environment: offline when the model is a local directory, no update checks;
-    vLLM on CPU gets a KV cache of CPU_KVCACHE_GIB unless VLLM_CPU_KVCACHE_SPACE says otherwise."""
+    vLLM on CPU gets a KV cache of tutor.vllm.CPU_ENV's size unless VLLM_CPU_KVCACHE_SPACE says otherwise."""
     env = dict(os.environ if base is None else base)
     # Already on the command line; vLLM warns about every VLLM_* variable it does not know.
     env.pop("VLLM_EXTRA_ARGS", None)
@@ -236,7 +241,8 @@ def engine_env(
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
     env.setdefault("VLLM_NO_USAGE_STATS", "1")
     if vllm_cpu:
-        env.setdefault("VLLM_CPU_KVCACHE_SPACE", CPU_KVCACHE_GIB)
+        for key, value in CPU_ENV.items():
+            env.setdefault(key, value)
     if Path(spec.model).is_dir() and (not spec.lora_adapter or Path(spec.lora_adapter).is_dir()):
         env["HF_HUB_OFFLINE"] = "1"
     return env

