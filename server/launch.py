@@ -212,7 +212,11 @@ def serve_base_and_tuned(
 ) -> PairHandle:
     """Base and tuned from one vLLM engine (base + LoRA, two model names), as a GPU deployment
     serves them: a gateway per name, both with the same system prompt (the adapter's tutor.json,
-    else the project's prompt) and settings. `kwargs` go to `serve_in_background`."""
+    else the project's prompt) and settings. `kwargs` go to `serve_in_background`.
+
+    On vLLM's CPU build (0.32) a base-model request batched together with adapter requests is
+    answered with the adapter applied (sequential requests are right): compare base and tuned
+    concurrently on CPU with two engines instead (`socratic demo` does)."""
     tuned = serve_in_background(
         base_model, tuned_port, engine="vllm", lora_adapter=adapter, served_model_name=tuned_name,
         start_timeout_s=start_timeout_s, **kwargs,
