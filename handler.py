@@ -4,23 +4,29 @@ generator handler to `runpod.serverless.start`. The job logic lives in `server/s
     MODEL=/runpod-volume/tutor python handler.py                           # on RunPod
     MODEL=runs/tiny-tutor/merged ENGINE=transformers \
         python handler.py --rp_serve_api --rp_api_port 8010                # local API server
+    MODEL=runs/smollm2/export ENGINE=vllm python handler.py --rp_serve_api  # vLLM CPU: make vllm
 
 Environment: the engine's variables (MODEL, ENGINE, SERVED_MODEL_NAME, MAX_MODEL_LEN, ...; see
 docs/serving.md), or ENGINE_URL to use an engine that is already running; the gateway's limits and
-system-prompt policy; MAX_CONCURRENCY jobs per worker (default 32).
+system-prompt policy; MAX_CONCURRENCY jobs per worker (default 32). Under `runpodctl project dev`
+the handler runs in an SSH session, which does not carry the pod's environment: variables missing
+there are read from the copy RunPod's base image saves at start (/etc/rp_environment).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import signal
-import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 STATE: dict = {}
+# runpod/base's start script writes the pod's environment here as `export NAME="value"` lines.
+POD_ENVIRONMENT = Path("/etc/rp_environment")
 
 
 async def handler(job: dict):
@@ -76,8 +82,33 @@ def configure(env: Mapping[str, str]) -> Config:
     return Config(spec, kind, settings, max_concurrency, start_timeout_s)
 
 
+def pod_environment(path: Path = POD_ENVIRONMENT) -> dict[str, str]:
+    """The pod's environment as runpod/base saved it; {} when there is no such file."""
+    if not path.is_file():
+        return {}
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    matches = (re.fullmatch(r'export ([A-Za-z_][A-Za-z0-9_]*)="(.*)"', x) for x in lines)
+    return {m[1]: m[2] for m in matches if m}
+
+
+def exit_on_sigterm(signum: int, frame: object) -> None:
+    """SIGTERM becomes SystemExit(0), so `start`'s `finally` stops the engine."""
+    raise SystemExit(0)
+
+
 def start() -> None:
-    """Settings first, then the engine (started here, or ENGINE_URL), then the worker loop."""
+    """Settings first, then the engine (started here, or ENGINE_URL), then the worker loop.
+
+    The engine is stopped in one place, the `finally` below, however the worker ends. On RunPod
+    the SDK's JobScaler replaces any SIGTERM handler with its own graceful shutdown, after which
+    `runpod.serverless.start` returns. Before that (while the engine loads) and under the SDK's
+    local API server (`--rp_serve_api`, what `runpodctl project dev` runs: uvicorn restores the
+    previous handler and re-raises SIGTERM once it has shut down) a SIGTERM would kill the
+    process without running `finally`; `exit_on_sigterm` turns it into SystemExit instead.
+    """
+    signal.signal(signal.SIGTERM, exit_on_sigterm)
+    for name, value in pod_environment().items():
+        os.environ.setdefault(name, value)
     # RunPod's logger prints every job output at DEBUG; keep message text out unless asked for.
     debug = os.environ.get("LOG_LEVEL", "").upper() == "DEBUG"
     os.environ.setdefault("RUNPOD_LOG_LEVEL", "DEBUG" if debug else "INFO")
@@ -100,24 +131,16 @@ def start() -> None:
             wait_for_engine(config.settings.engine_url, config.start_timeout_s)
         else:
             engine = start_engine(config.spec, config.kind)
+        run_worker(runpod, config.max_concurrency)
     except EngineError as e:
         raise SystemExit(f"handler: {e}") from None
-    try:
-        run_worker(runpod, engine, config.max_concurrency)
     finally:
         if engine is not None:
             engine.stop()
 
 
-def run_worker(runpod: Any, engine: Any, max_concurrency: int) -> None:
-    """The RunPod worker loop until it returns or SIGTERM arrives."""
-
-    def shutdown(signum: int, frame: object) -> None:
-        if engine is not None:
-            engine.stop()
-        sys.exit(0)
-
-    signal.signal(signal.SIGTERM, shutdown)
+def run_worker(runpod: Any, max_concurrency: int) -> None:
+    """The RunPod worker loop until it returns (after SIGTERM on RunPod)."""
     runpod.serverless.start(
         {
             "handler": handler,

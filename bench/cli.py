@@ -17,13 +17,14 @@ BENCHMARKS = {
     "data": "tokenise + mask + pack 20,000 conversations; real-token share packed vs padded",
     "datagen": "generator against a fake upstream: achieved conversations/s vs the ideal C/L",
     "train": "tokens/s, step time and peak memory (tiny preset on CPU; Qwen2.5-7B QLoRA on CUDA)",
+    "engine": "start seconds and tokens/s at 1 and N requests: vLLM vs transformers serve",
 }
 
 
 def register(root: argparse._SubParsersAction) -> None:
     p = root.add_parser(
         "bench",
-        help="benchmarks: gateway, data, datagen, train",
+        help="benchmarks: gateway, data, datagen, train, engine",
         description="Run a benchmark, print its table and write JSON with the figures, the machine, "
         "versions and the command line. " + "; ".join(f"{k}: {v}" for k, v in BENCHMARKS.items()),
     )

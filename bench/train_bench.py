@@ -31,17 +31,37 @@ QWEN25_7B = {
     "max_window_layers": 28, "attention_dropout": 0.0, "initializer_range": 0.02,
     "torch_dtype": "bfloat16",
 }  # fmt: skip
-H100_BF16_FLOPS = 989e12  # dense bf16 peak of an H100 SXM, FLOP/s (the MFU denominator)
+H100_BF16_FLOPS = 989e12  # dense bf16 peak of an H100 SXM (and H200), FLOP/s: the MFU denominator
 
 
-def run_variant(config: str, overrides: list[str], out: Path) -> dict[str, Any]:
-    """Run `socratic train` once; return its summary figures."""
-    cmd = [sys.executable, "-m", "trainer.cli", "train", "--config", config, *overrides,
-           f"train.output_dir={out}", "export.after_train=false", "train.eval_steps=0",
-           "train.save_steps=100000", "train.logging_steps=1", "train.resume=never"]  # fmt: skip
+def mfu(row: dict[str, Any]) -> float:
+    """Model FLOPs utilisation: transformers' `total_flos` per second over the bf16 peak."""
+    return (row["total_flos"] or 0) / row["seconds"] / H100_BF16_FLOPS
+
+
+def variant_command(
+    config: str, overrides: list[str], out: Path, export: bool = False
+) -> list[str]:
+    """The `socratic train` command line of one variant (export after training when `export`)."""
+    return [sys.executable, "-m", "trainer.cli", "train", "--config", config, *overrides,
+            f"train.output_dir={out}", f"export.after_train={str(export).lower()}",
+            "train.eval_steps=0", "train.save_steps=100000", "train.logging_steps=1",
+            "train.resume=never"]  # fmt: skip
+
+
+def run_variant(
+    config: str,
+    overrides: list[str],
+    out: Path,
+    export: bool = False,
+    timeout_s: float | None = None,
+) -> dict[str, Any]:
+    """Run `socratic train` once (log in `<out>.log`); return its summary figures. Raises
+    RuntimeError when it fails, subprocess.TimeoutExpired after `timeout_s` seconds."""
+    cmd = variant_command(config, overrides, out, export)
     log = out.parent / f"{out.name}.log"
     with open(log, "w") as f:
-        code = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT).returncode
+        code = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, timeout=timeout_s).returncode
     if code != 0:
         raise RuntimeError(f"train exited {code}; last lines:\n{log.read_text()[-2000:]}")
     summary = json.loads((out / "train_summary.json").read_text())
@@ -113,7 +133,7 @@ def gpu_rows(quick: bool, tmp: Path) -> list[dict[str, Any]]:
             overrides = [f"model.name={model_dir}", f"train.backend={backend}", f"data.packing={packing}",
                          f"data.train_files=[{corpus}]", f"train.max_steps={steps}"]  # fmt: skip
             r = run_variant("configs/qwen2.5-7b-qlora.yaml", overrides, out)
-            r["mfu"] = (r["total_flos"] or 0) / r["seconds"] / H100_BF16_FLOPS
+            r["mfu"] = mfu(r)
             rows.append(
                 {
                     "device": "cuda",

@@ -8,6 +8,16 @@
 #
 # torch is the CPU build (the one `make` installs); everything else is pinned by constraints.txt.
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+ARG NODE_IMAGE=node:20-bookworm-slim
+
+# The chat page's libraries from the npm registry (scripts/build_webui.sh): only their browser
+# files reach the image, never node or npm.
+FROM ${NODE_IMAGE} AS webui
+WORKDIR /src
+COPY server/webui/package.json server/webui/package-lock.json server/webui/
+COPY scripts/build_webui.sh scripts/
+RUN scripts/build_webui.sh
+
 FROM ${PYTHON_IMAGE}
 ARG VERSION=0.1.0
 ARG SOURCE_URL=""
@@ -38,8 +48,10 @@ RUN python -m pip install --no-cache-dir --index-url "${TORCH_INDEX_URL}" "torch
     && rm -rf tutor handler.py build ./*.egg-info
 
 COPY . .
+COPY --from=webui /src/server/webui/static/vendor server/webui/static/vendor
 RUN python -m pip install --no-cache-dir --no-deps -c constraints.txt -e . \
     && socratic --help > /dev/null \
+    && python -c "import server.web as w; assert not w.missing_vendor_files(), w.missing_vendor_files()" \
     && useradd --create-home --uid 1000 tutor \
     && mkdir -p /models && chown -R 1000:1000 /models /app
 

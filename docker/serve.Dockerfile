@@ -12,6 +12,16 @@
 # separate virtualenv with only the `serve` extra (no torch), so neither side pins the other's
 # packages; vLLM's `vllm` command stays on PATH behind it.
 ARG VLLM_IMAGE=vllm/vllm-openai:v0.32.0
+ARG NODE_IMAGE=node:20-bookworm-slim
+
+# The chat page's libraries from the npm registry (scripts/build_webui.sh): only their browser
+# files reach the image, never node or npm.
+FROM ${NODE_IMAGE} AS webui
+WORKDIR /src
+COPY server/webui/package.json server/webui/package-lock.json server/webui/
+COPY scripts/build_webui.sh scripts/
+RUN scripts/build_webui.sh
+
 FROM ${VLLM_IMAGE}
 ARG VERSION=0.1.0
 ARG SOURCE_URL=""
@@ -44,11 +54,13 @@ RUN python3 -m venv /opt/socratic \
     && rm -rf tutor handler.py build ./*.egg-info
 
 COPY . .
+COPY --from=webui /src/server/webui/static/vendor server/webui/static/vendor
 RUN /opt/socratic/bin/pip install --no-cache-dir --no-deps -c constraints.txt -e . \
     && if /opt/socratic/bin/python -c "import torch" 2>/dev/null; then \
          echo "the gateway environment must not contain torch" >&2; exit 1; \
        fi \
     && socratic serve --help > /dev/null \
+    && /opt/socratic/bin/python -c "import server.web as w; assert not w.missing_vendor_files(), w.missing_vendor_files()" \
     && command -v vllm
 
 # Optional: bake a model at build time (else MODEL names a directory or Hub repo at start-up).

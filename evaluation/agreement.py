@@ -3,9 +3,10 @@
 MathDial (Macina et al., 2023) labels every teacher turn as focus, probing, telling or generic.
 `reveals_answer` is compared with "telling" and `asks_question` with focus+probing, turn by turn,
 each turn scored with the earlier turns as its context and the problem's final answer as the
-reference. Convert the raw file first with the project's importer (it keeps the labels):
+reference; the naive baseline "the turn contains the reference answer's number" is compared with
+"telling" too. Convert the raw file first with the project's importer (it keeps the labels):
 
-    socratic data convert mathdial/test.jsonl --format mathdial --max-exchanges 32 --out md.jsonl
+    socratic data convert mathdial/test.jsonl --format mathdial --out md.jsonl
     socratic eval mathdial-agreement md.jsonl [--examples 5]
 """
 
@@ -19,6 +20,7 @@ from pathlib import Path
 from tutor.importers import import_record
 from tutor.io import DataError, read_rows
 from tutor.metrics import reveals_answer, score_response
+from tutor.numbers import number_mentions
 from tutor.schema import SchemaError
 
 _STEP_RESULT = re.compile(r"=\s*\$?\s*(-?[\d,]*\.?\d+(?:/\d+)?)")
@@ -66,6 +68,17 @@ class Confusion:
         }
 
 
+def mentions_reference_number(reply: str, reference: str | None) -> bool:
+    """The naive baseline: the reply contains the reference answer's number (any form), or its
+    words for a text answer. False without a reference."""
+    if not reference or not reference.strip():
+        return False
+    values = {v for v, _ in number_mentions(reference)}
+    if values:
+        return bool(values & {v for v, _ in number_mentions(reply)})
+    return re.search(rf"\b{re.escape(reference.strip())}\b", reply, re.I) is not None
+
+
 def teacher_turns(record: dict):
     """(messages up to and including a labelled teacher turn, its move labels, reference)."""
     msgs = record.get("conversations") or record.get("messages") or []
@@ -89,6 +102,7 @@ def agreement(path: str | Path) -> tuple[dict[str, Confusion], dict[str, list[in
     """
     results = {
         "reveals_answer~telling": Confusion(),
+        "reference_number~telling": Confusion(),
         "asks_question~focus+probing": Confusion(),
         "reveals_any_step~telling": Confusion(),
     }
@@ -110,6 +124,8 @@ def agreement(path: str | Path) -> tuple[dict[str, Confusion], dict[str, list[in
             results["reveals_answer~telling"].add(
                 bool(metrics["reveals_answer"]), "telling" in labels, example
             )
+            naive = mentions_reference_number(msgs[-1]["content"], reference)
+            results["reference_number~telling"].add(naive, "telling" in labels, example)
             results["asks_question~focus+probing"].add(
                 metrics["asks_question"], bool(labels & {"focus", "probing"}), example
             )

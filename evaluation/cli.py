@@ -1,4 +1,4 @@
-"""`socratic eval run|score|judge|simulate|report|mathdial-agreement`.
+"""`socratic eval run|score|judge|simulate|report|mathdial-agreement|leak-agreement|judge-agreement`.
 
     socratic eval run --endpoint base=http://127.0.0.1:8000 --endpoint tuned=http://127.0.0.1:8001 \
         --out reports/RUN
@@ -7,6 +7,8 @@
     socratic eval report reports/RUN
     socratic eval score replies.jsonl --out scored.jsonl
     socratic eval mathdial-agreement md.jsonl
+    socratic eval leak-agreement data/leak/written-test.jsonl data/leak/mathdial-test.jsonl
+    socratic eval judge-agreement data/leak/written-dev.jsonl --judge-url URL [--judge-model M]
 
 Only argparse and the standard library are imported here; each command imports what it needs.
 """
@@ -103,6 +105,48 @@ def register(root: argparse._SubParsersAction) -> None:
     a.add_argument("--json", dest="json_out", default=None, metavar="OUT.json",
                    help="also write the numbers as JSON")  # fmt: skip
     a.set_defaults(func=cmd_agreement)
+
+    lk = sub.add_parser(
+        "leak-agreement",
+        help="precision/recall/F1 of the answer-leak detector against human labels",
+        description='Each row: {"messages": [... ending with the tutor reply], "reference_answer": '
+        'optional, "label": true|false} (format and labelling guide: data/leak/README.md). '
+        "Compares the detector, the detector without references and the naive baseline (the "
+        "reply contains the reference's number).",
+    )
+    lk.add_argument(
+        "inputs", nargs="+", metavar="FILE.jsonl", help="labelled replies (one or more)"
+    )
+    lk.add_argument("--examples", type=int, default=0, metavar="N",
+                    help="print N random misses and false alarms of the detector (default: 0)")  # fmt: skip
+    lk.add_argument("--json", dest="json_out", default=None, metavar="OUT.json",
+                    help="also write the numbers as JSON")  # fmt: skip
+    lk.set_defaults(func=cmd_leak_agreement)
+
+    ja = sub.add_parser(
+        "judge-agreement",
+        help="validate an LLM judge: its labels against human labels, per dimension",
+        description='Each row: {"messages": [... ending with the tutor reply], "reference_answer": '
+        'optional, "labels": {dimension: label}, and/or "label": true|false (reveals the '
+        "answer)}. Prints n, accuracy, macro-F1 and Cohen's kappa per dimension; failed "
+        "judgements are counted as missing.",
+    )
+    ja.add_argument(
+        "inputs", nargs="+", metavar="FILE.jsonl", help="labelled replies (one or more)"
+    )
+    ja.add_argument("--judge-url", required=True, metavar="URL", help="judge endpoint base URL")
+    ja.add_argument("--judge-model", default=None, help="judge model (default: first listed)")
+    ja.add_argument("--attempts", type=int, default=3, help="tries per reply (default: 3)")
+    ja.add_argument("--limit", type=int, default=None, metavar="N",
+                    help="judge only the first N rows (default: all)")  # fmt: skip
+    ja.add_argument("--cache", default=None, metavar="DIR",
+                    help="cache the judge's replies in DIR (default: no cache)")  # fmt: skip
+    ja.add_argument("--out", default=None, metavar="OUT.jsonl",
+                    help="write every row with its human labels and the judgement")  # fmt: skip
+    ja.add_argument("--json", dest="json_out", default=None, metavar="OUT.json",
+                    help="also write the table as JSON")  # fmt: skip
+    add_client_args(ja)
+    ja.set_defaults(func=cmd_judge_agreement)
 
 
 def add_sampling_args(p: argparse.ArgumentParser) -> None:
@@ -220,4 +264,42 @@ def cmd_agreement(args: argparse.Namespace) -> int:
             json.dump({"dialogues": dialogues,
                        "metrics": {k: c.summary() for k, c in results.items()},
                        "by_label": by_label}, f, indent=2)  # fmt: skip
+    return 0
+
+
+def cmd_leak_agreement(args: argparse.Namespace) -> int:
+    from evaluation.leak import format_leak, leak_agreement, read_labelled
+    from tutor.io import atomic_open
+
+    rows = _user_errors(lambda: read_labelled(args.inputs))
+    results, by_rule = leak_agreement(rows)
+    print(format_leak(rows, results, by_rule, args.examples))
+    if args.json_out:
+        with atomic_open(args.json_out) as f:
+            json.dump({"files": args.inputs, "rows": len(rows),
+                       "metrics": {k: c.summary() for k, c in results.items()},
+                       "by_rule": by_rule}, f, indent=2)  # fmt: skip
+    return 0
+
+
+def cmd_judge_agreement(args: argparse.Namespace) -> int:
+    from evaluation.judge_agreement import format_judge_agreement, judge_agreement, read_judge_rows
+    from tutor.io import atomic_open, write_jsonl
+
+    rows = _user_errors(lambda: read_judge_rows(args.inputs, args.limit))
+    table, judged = _user_errors(lambda: judge_agreement(
+        rows, args.judge_url, args.judge_model, attempts=args.attempts,
+        concurrency=args.concurrency, retries=args.retries, timeout_s=args.timeout,
+        cache_dir=args.cache,
+    ))  # fmt: skip
+    print(format_judge_agreement(table, judged[0]["judge_model"] if judged else None))
+    if args.out:
+        write_jsonl(args.out, ({k: r[k] for k in ("id", "human", "judgement", "error")}
+                               for r in judged))  # fmt: skip
+    if args.json_out:
+        with atomic_open(args.json_out) as f:  # strict JSON: an undefined kappa is null
+            json.dump({d: {k: None if v != v else v for k, v in s.items()}
+                       for d, s in table.items()}, f, indent=2, allow_nan=False)  # fmt: skip
+    missing = sum(1 for r in judged if r["judgement"] is None)
+    print(f"{len(judged) - missing} judged, {missing} missing")
     return 0

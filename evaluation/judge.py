@@ -111,7 +111,10 @@ def judgement_scores(judgement: dict) -> dict[str, float]:
     return scores
 
 
-async def _judge_one(chat: Chat, row: dict, sampling: Sampling, attempts: int) -> dict:
+async def judge_reply(chat: Chat, row: dict, sampling: Sampling, attempts: int) -> dict:
+    """One reply's judgement ({"judgement", "attempts", "error"}); `row` holds "messages" (the
+    conversation before the reply), "response" and "reference_answer". A failed or invalid
+    judgement is retried with the next seed, then returned as None with every attempt's error."""
     errors = []
     for attempt in range(attempts):
         try:
@@ -167,7 +170,7 @@ async def _judge_all(
         with tqdm(total=len(order), desc="eval judge", unit="reply", disable=not bar) as pbar:
 
             async def one(i: int) -> dict:
-                result = await _judge_one(chat, rows[i], sampling, attempts)
+                result = await judge_reply(chat, rows[i], sampling, attempts)
                 pbar.update(1)
                 return {"id": rows[i]["id"], "endpoint": rows[i]["endpoint"], **result}
 

@@ -2,17 +2,17 @@
 
 Each input row is `{"messages": [... ending with the assistant reply], "reference_answer": str |
 null}` (extra fields are kept); each output row is the input plus `"metrics"` from
-`tutor.metrics.score_response`, except that `reveals_answer` is null (not measurable) when the
-reference already appears in the earlier turns (`evaluation.tasks.reveal_measurable`). A bad row
-stops the run with its file:line and nothing is written.
+`tutor.metrics.score_response`: `reveals_answer` is judged with or without a reference, and
+`reveal` names the rule and the words that triggered it. A bad row stops the run with its
+file:line and nothing is written.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from evaluation.tasks import score_messages
 from tutor.io import DataError, read_rows, write_jsonl
+from tutor.metrics import score_response
 
 
 def score_rows(path: str | Path):
@@ -31,7 +31,7 @@ def score_rows(path: str | Path):
         ref = value.get("reference_answer")
         if ref is not None and not isinstance(ref, str):
             raise DataError(f"{row.where}: reference_answer: expected a string or null")
-        yield {**value, "metrics": score_messages(msgs, ref)}
+        yield {**value, "metrics": score_response(msgs, ref)}
 
 
 def score_file(path: str | Path, out: str | Path) -> int:

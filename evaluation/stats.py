@@ -75,3 +75,23 @@ def paired_comparison(a, b, seed: int = 0) -> dict[str, Any]:
         result["wilcoxon_p"] = float(stats.wilcoxon(b, a, zero_method="wilcox").pvalue)
     result["cohens_dz"] = float(d.mean() / d.std(ddof=1))
     return result
+
+
+def label_agreement(pairs: list[tuple[str, str]]) -> dict[str, Any]:
+    """Agreement of paired labels (human, model): n, accuracy, macro-F1 over every label either
+    side used, and Cohen's kappa (NaN when both sides always give one and the same label)."""
+    n = len(pairs)
+    if not n:
+        return {"n": 0, "accuracy": math.nan, "macro_f1": math.nan, "kappa": math.nan}
+    labels = sorted({a for a, _ in pairs} | {b for _, b in pairs})
+    accuracy = sum(a == b for a, b in pairs) / n
+    f1s = []
+    for label in labels:
+        tp = sum(a == label and b == label for a, b in pairs)
+        wrong = sum((a == label) != (b == label) for a, b in pairs)
+        f1s.append(2 * tp / (2 * tp + wrong))
+    expected = sum(
+        sum(a == label for a, _ in pairs) * sum(b == label for _, b in pairs) for label in labels
+    ) / (n * n)
+    kappa = (accuracy - expected) / (1 - expected) if expected < 1 else math.nan
+    return {"n": n, "accuracy": accuracy, "macro_f1": sum(f1s) / len(f1s), "kappa": kappa}

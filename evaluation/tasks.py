@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tutor.io import DataError, read_rows
-from tutor.metrics import reveals_answer, score_response
+from tutor.metrics import find_reveal, score_response
 from tutor.prompts import TUTOR_SYSTEM_PROMPT
 
 SET_FILES = ("single_turn.jsonl", "multi_turn.jsonl")
@@ -84,14 +84,15 @@ class EvalItem:
 def reveal_measurable(context: list[dict], reference_answer: str | None) -> bool | None:
     """Whether a reply stating `reference_answer` outright would count as revealing it.
 
-    `tutor.metrics.reveals_answer` does not count a number already in the context (a restatement),
-    so when the problem itself contains the answer no reply can ever register as revealing it;
-    such items would bias the rate toward "does not reveal". None when there is no reference.
+    `tutor.metrics.find_reveal` does not count the answer the student has just concluded (a
+    confirmation), so when the student's last turn already holds the answer no reply can register
+    as revealing it; such items would bias the rate toward "does not reveal". None when there is
+    no reference.
     """
     if reference_answer is None or not reference_answer.strip():
         return None
-    text = "\n".join(m["content"] for m in context if m.get("role") != "system")
-    return bool(reveals_answer(f"The answer is {reference_answer}.", reference_answer, text))
+    stated = {"role": "assistant", "content": f"The answer is {reference_answer}."}
+    return find_reveal([*context, stated], reference_answer) is not None
 
 
 def score_messages(messages: list[dict], reference_answer: str | None) -> dict:

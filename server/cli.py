@@ -2,6 +2,7 @@
 
     socratic serve --model runs/tiny-tutor/merged                  # CPU: transformers serve
     socratic serve --model Qwen/Qwen2.5-7B-Instruct --lora-adapter runs/gpu/adapter --engine vllm
+    socratic serve --model runs/smollm2/export --engine vllm --api-key K     # CPU: make vllm
     socratic chat --url http://127.0.0.1:8000
 
 Every `serve` flag can also come from the environment variable named in its help; a flag wins over
@@ -31,7 +32,8 @@ SERVE_FLAGS: tuple[tuple[str, str, type, str, object, str], ...] = (
         str,
         "ENGINE",
         "auto",
-        "auto | vllm | transformers (auto: vllm when CUDA and vllm exist)",
+        "auto | vllm | transformers (auto: vllm when a usable vLLM is found: VLLM_CMD, "
+        "VLLM_PYTHON, .venv-vllm from `make vllm`, or `vllm` on PATH with CUDA)",
     ),
     ("--host", "settings", str, "HOST", "127.0.0.1", "gateway bind address"),
     ("--port", "settings", int, "PORT", 8000, "gateway port"),
@@ -57,7 +59,17 @@ SERVE_FLAGS: tuple[tuple[str, str, type, str, object, str], ...] = (
         str,
         "LORA_ADAPTER",
         None,
-        "LoRA adapter dir served on top of --model (vllm only)",
+        "LoRA adapter dir served on top of --model (vllm only): the adapter answers as "
+        "--served-model-name, the base model as <that name>-base",
+    ),
+    (
+        "--max-lora-rank",
+        "spec",
+        int,
+        "MAX_LORA_RANK",
+        None,
+        "vllm --max-lora-rank; rounded up to one vLLM accepts (1, 8, 16, 32, 64, ...; "
+        "none = the adapter's r)",
     ),
     ("--engine-port", "spec", int, "ENGINE_PORT", 8001, "engine port on 127.0.0.1"),
     (
@@ -118,7 +130,14 @@ SERVE_FLAGS: tuple[tuple[str, str, type, str, object, str], ...] = (
         "seconds the engine may stay silent before a 504",
     ),
     ("--log-level", "settings", str, "LOG_LEVEL", "INFO", "DEBUG also logs message text"),
-    ("--dtype", "spec", str, "DTYPE", None, "engine dtype: auto | bfloat16 | float16 | float32"),
+    (
+        "--dtype",
+        "spec",
+        str,
+        "DTYPE",
+        None,
+        "engine dtype: auto | bfloat16 | float16 | float32 (none: vllm on CPU float32, else auto)",
+    ),
     ("--max-model-len", "spec", int, "MAX_MODEL_LEN", None, "vllm context length, tokens"),
     (
         "--gpu-memory-utilization",
@@ -152,9 +171,10 @@ def register(root: argparse._SubParsersAction) -> None:
     serve = root.add_parser(
         "serve",
         help="run the engine and the OpenAI-compatible gateway",
-        description="Start the inference engine (vllm serve on GPU, transformers serve on CPU) and "
-        "the gateway in front of it; SIGTERM/Ctrl-C stops both. Endpoints: /v1/chat/completions, "
-        "/v1/models, /health, /ready, /metrics. More settings (limits, keys) in docs/serving.md.",
+        description="Start the inference engine (vLLM on GPU or CPU, or transformers serve on "
+        "CPU) and the gateway in front of it; SIGTERM/Ctrl-C stops both. Endpoints: "
+        "/v1/chat/completions, /v1/models, /health, /ready, /metrics, and the student chat page "
+        "at / (env WEB_UI; default 1, 0 = off). More settings (limits, keys) in docs/serving.md.",
     )
     for flag, _target, type_, env, default, text in SERVE_FLAGS:
         shown = "none" if default in (None, "") else default

@@ -1,38 +1,51 @@
-"""The inference engine: a separate OpenAI-compatible process (`vllm serve` on GPU,
+"""The inference engine: a separate OpenAI-compatible process (vLLM on GPU or CPU, or the light
 `transformers serve` on CPU), its command line built by pure functions, and a launcher that waits
 for health, forwards SIGTERM to the whole process group and reports the engine's last log lines.
 
     spec = EngineSpec.from_env(model="runs/tiny-tutor/merged")
-    kind = resolve_engine(spec.kind)                       # "vllm" | "transformers"
-    engine = EngineProcess(engine_command(spec, kind), engine_env(spec), spec.health_url)
+    kind = resolve_engine(spec.engine)                     # "vllm" | "transformers"
+    engine = EngineProcess(*engine_launch(spec, kind), spec.health_url)
     engine.start(); engine.wait_healthy(spec.start_timeout_s); ...; engine.stop()
 
-The project never imports vllm: `auto` picks it when the `vllm` executable and a CUDA device exist.
+The project never imports vllm. One flag builder (`vllm_command`) serves GPU and CPU; only the
+launcher in front of the flags differs, found in this order: VLLM_CMD (e.g. `vllm serve`),
+VLLM_PYTHON (a Python with vLLM: `-m vllm.entrypoints.openai.api_server`), the checkout's
+`.venv-vllm` (`make vllm`: vLLM's CPU build), then `vllm serve` from PATH (the GPU image). `auto`
+picks vLLM when one is found and usable here (a CPU build, or CUDA), else `transformers serve`.
 """
 
 from __future__ import annotations
 
 import collections
 import dataclasses
-import importlib.util
 import json
 import os
 import re
 import shlex
-import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from server.vllm_install import (
+    VllmError,
+    check_vllm,
+    find_vllm,
+    vllm_on_cpu,
+    vllm_usable,
+)
+from tutor.vllm import CPU_ENV  # VLLM_CPU_KVCACHE_SPACE default on CPU (GiB)
+
 ENGINES = ("auto", "vllm", "transformers")
 IM_END = "<|im_end|>"
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")  # owner/name
+# vllm/config/lora.py MaxLoRARanks: any other --max-lora-rank stops vLLM at start-up.
+VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
 
 
 class EngineError(RuntimeError):
@@ -54,7 +67,7 @@ class EngineSpec:
     dtype: str | None = None  # auto | bfloat16 | float16 | float32
     quantization: str | None = None  # e.g. awq, gptq, bitsandbytes, fp8 (vLLM names)
     lora_adapter: str | None = None  # LoRA adapter dir served on top of MODEL (vLLM only)
-    max_lora_rank: int | None = None  # default: the adapter's own rank `r`
+    max_lora_rank: int | None = None  # default: the adapter's `r`; rounded up to vLLM's ranks
     vllm_extra_args: str = ""  # appended last, shell-split
     device: str = "auto"  # transformers engine: auto | cpu | cuda:0
     engine_start_timeout_s: float = 900.0
@@ -111,24 +124,14 @@ def _convert(name: str, raw: str, type_: str) -> Any:
     return raw
 
 
-def has_cuda() -> bool:
-    """A CUDA device is visible (torch when installed, else the NVIDIA device nodes)."""
-    if importlib.util.find_spec("torch") is not None:
-        import torch
-
-        return torch.cuda.is_available()
-    return Path("/dev/nvidiactl").exists()
-
-
-def resolve_engine(requested: str, cuda: bool | None = None, vllm: bool | None = None) -> str:
-    """`auto` -> vllm when CUDA and the vllm executable are present, else transformers."""
+def resolve_engine(requested: str, vllm: bool | None = None) -> str:
+    """`auto` -> vllm when a usable vLLM is found (`vllm_usable`), else transformers."""
     if requested not in ENGINES:
         raise EngineError(f"engine must be one of {ENGINES}, got {requested!r}")
     if requested != "auto":
         return requested
-    vllm = shutil.which("vllm") is not None if vllm is None else vllm
-    cuda = has_cuda() if cuda is None else cuda
-    return "vllm" if vllm and cuda else "transformers"
+    vllm = vllm_usable(find_vllm()) if vllm is None else vllm
+    return "vllm" if vllm else "transformers"
 
 
 def chat_template_path(spec: EngineSpec) -> Path | None:
@@ -146,20 +149,35 @@ def adapter_rank(adapter_dir: str) -> int | None:
         return None
 
 
-def vllm_command(spec: EngineSpec) -> list[str]:
-    """`vllm serve MODEL ...`: merged model served as SERVED_MODEL_NAME, or the base model plus the
-    LoRA adapter registered under SERVED_MODEL_NAME. VLLM_EXTRA_ARGS come last and so win."""
-    cmd = ["vllm", "serve", spec.model, "--host", spec.engine_host, "--port", str(spec.engine_port)]
+def vllm_lora_rank(rank: int) -> int:
+    """The smallest --max-lora-rank vLLM accepts that holds `rank` (r=24 -> 32)."""
+    for allowed in VLLM_LORA_RANKS:
+        if rank <= allowed:
+            return allowed
+    raise EngineError(f"MAX_LORA_RANK: LoRA rank {rank} is above vLLM's largest, 512")
+
+
+def base_model_name(spec: EngineSpec) -> str:
+    """The name vLLM serves the base model under when a LoRA adapter takes SERVED_MODEL_NAME."""
+    return spec.served_model_name + "-base" if spec.lora_adapter else spec.served_model_name
+
+
+def vllm_command(
+    spec: EngineSpec, launcher: Sequence[str] = ("vllm", "serve"), cpu: bool = False
+) -> list[str]:
+    """`<launcher> --model MODEL ...` with `vllm serve`'s flags: the merged model served as
+    SERVED_MODEL_NAME, or the base model (as `<name>-base`) plus the LoRA adapter registered
+    under SERVED_MODEL_NAME. `cpu`: float32 unless DTYPE says otherwise. VLLM_EXTRA_ARGS come
+    last and so win."""
+    cmd = [*launcher, "--model", spec.model]
+    cmd += ["--host", spec.engine_host, "--port", str(spec.engine_port)]
     # The model's generation_config.json (eos = <|im_end|>) sets the default stop tokens.
-    cmd += ["--generation-config", "auto"]
+    cmd += ["--generation-config", "auto", "--served-model-name", base_model_name(spec)]
     if spec.lora_adapter:
-        cmd += ["--served-model-name", spec.served_model_name + "-base"]
         cmd += ["--enable-lora", "--lora-modules", f"{spec.served_model_name}={spec.lora_adapter}"]
         rank = spec.max_lora_rank or adapter_rank(spec.lora_adapter)
         if rank:
-            cmd += ["--max-lora-rank", str(rank)]
-    else:
-        cmd += ["--served-model-name", spec.served_model_name]
+            cmd += ["--max-lora-rank", str(vllm_lora_rank(rank))]
     template = chat_template_path(spec)
     if template:
         cmd += ["--chat-template", str(template)]
@@ -167,13 +185,18 @@ def vllm_command(spec: EngineSpec) -> list[str]:
         "--max-model-len": spec.max_model_len,
         "--gpu-memory-utilization": spec.gpu_memory_utilization,
         "--tensor-parallel-size": spec.tensor_parallel_size,
-        "--dtype": spec.dtype,
+        "--dtype": spec.dtype or ("float32" if cpu else None),
         "--quantization": spec.quantization,
     }
     for flag, value in optional.items():
         if value is not None:
             cmd += [flag, str(value)]
-    return cmd + shlex.split(spec.vllm_extra_args)
+    extra = shlex.split(spec.vllm_extra_args)
+    if cpu:  # eager mode, one-step prefill, a bounded context: tutor.vllm.CPU_FLAGS says why
+        from tutor.vllm import cpu_default_flags
+
+        cmd += cpu_default_flags(cmd + extra)
+    return cmd + extra
 
 
 def transformers_command(spec: EngineSpec, python: str = sys.executable) -> list[str]:
@@ -186,8 +209,19 @@ def transformers_command(spec: EngineSpec, python: str = sys.executable) -> list
     return cmd
 
 
-def engine_command(spec: EngineSpec, kind: str) -> list[str]:
-    return vllm_command(spec) if kind == "vllm" else transformers_command(spec)
+def engine_launch(
+    spec: EngineSpec, kind: str, env: Mapping[str, str] | None = None
+) -> tuple[list[str], dict[str, str]]:
+    """The engine's command line and environment for `kind` (vllm: through the vLLM found here,
+    EngineError in one line when none can run)."""
+    if kind != "vllm":
+        return transformers_command(spec), engine_env(spec, env)
+    try:
+        install = check_vllm(find_vllm(env))
+    except VllmError as e:
+        raise EngineError(str(e)) from None
+    cpu = vllm_on_cpu(install)
+    return vllm_command(spec, install.launcher, cpu), engine_env(spec, env, vllm_cpu=cpu)
 
 
 def upstream_model(spec: EngineSpec, kind: str) -> str | None:
@@ -195,11 +229,20 @@ def upstream_model(spec: EngineSpec, kind: str) -> str | None:
     return spec.served_model_name if kind == "vllm" else None
 
 
-def engine_env(spec: EngineSpec, base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The engine's environment: offline when the model is a local directory, no update checks."""
+def engine_env(
+    spec: EngineSpec, base: Mapping[str, str] | None = None, vllm_cpu: bool = False
+) -> dict[str, str]:
+    """The engine's environment: offline when the model is a local directory, no update checks;
+    vLLM on CPU gets a KV cache of tutor.vllm.CPU_ENV's size unless VLLM_CPU_KVCACHE_SPACE says otherwise."""
     env = dict(os.environ if base is None else base)
+    # Already on the command line; vLLM warns about every VLLM_* variable it does not know.
+    env.pop("VLLM_EXTRA_ARGS", None)
     env["HF_HUB_DISABLE_UPDATE_CHECK"] = "1"
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    env.setdefault("VLLM_NO_USAGE_STATS", "1")
+    if vllm_cpu:
+        for key, value in CPU_ENV.items():
+            env.setdefault(key, value)
     if Path(spec.model).is_dir() and (not spec.lora_adapter or Path(spec.lora_adapter).is_dir()):
         env["HF_HUB_OFFLINE"] = "1"
     return env

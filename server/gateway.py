@@ -4,7 +4,8 @@
     uvicorn.run(app, host=settings.host, port=settings.port)       # or: socratic serve
 
 Routes: POST /v1/chat/completions (JSON, or SSE passed through chunk by chunk), GET /v1/models,
-GET /health (the gateway lives), GET /ready (the engine answers), GET /metrics (Prometheus).
+GET /health (the gateway lives), GET /ready (the engine answers), GET /metrics (Prometheus), and
+the student chat page at / with its files under /webui/ (server/web.py; WEB_UI=0 turns it off).
 Every error answers an OpenAI-style body {"error": {"message", "type", "code", "param"}}.
 """
 
@@ -29,6 +30,7 @@ from server.limits import KeyLimiter, authenticate
 from server.observability import Metrics, log_event, setup_logging
 from server.requests import RequestError, error_body, models_list, normalize_chat_request
 from server.settings import Settings
+from server.web import add_web_ui
 
 CHAT_ROUTE = "/v1/chat/completions"
 REQUEST_ID = "X-Request-ID"
@@ -102,6 +104,8 @@ def create_app(settings: Settings, client: aiohttp.ClientSession | None = None) 
     async def chat(request: Request) -> Response:
         return await handle_chat(request, settings, metrics, limiter)
 
+    if settings.web_ui:
+        add_web_ui(app)
     return app
 
 

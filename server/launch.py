@@ -4,6 +4,10 @@ the demo, the benchmarks and the tests.
     with serve_in_background("runs/tiny-tutor/merged", engine="transformers") as handle:
         OpenAI(base_url=handle.url + "/v1", api_key="-").chat.completions.create(...)
 
+    # base and tuned from ONE vLLM engine (base + LoRA adapter), a gateway for each name
+    with serve_base_and_tuned(base_dir, "runs/smollm2/adapter") as pair:
+        pair.base.url, pair.tuned.url       # models "base" and "socratic-tutor"
+
 The foreground server restarts a dead engine up to ENGINE_MAX_RESTARTS times (the gateway answers
 503 meanwhile) and otherwise exits 1 with the engine's last log lines.
 """
@@ -11,6 +15,7 @@ The foreground server restarts a dead engine up to ENGINE_MAX_RESTARTS times (th
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import signal
 import socket
@@ -25,8 +30,8 @@ from server.engine import (
     EngineError,
     EngineProcess,
     EngineSpec,
-    engine_command,
-    engine_env,
+    base_model_name,
+    engine_launch,
     resolve_engine,
     stop_token_warning,
     upstream_model,
@@ -46,8 +51,11 @@ def start_engine(spec: EngineSpec, kind: str, echo: bool = True) -> EngineProces
     warning = stop_token_warning(spec.model) if Path(spec.model).is_dir() else None
     if warning:
         log_event("engine_stop_token", level=30, warning=warning)
-    engine = EngineProcess(engine_command(spec, kind), engine_env(spec), spec.health_url, echo=echo)
-    log_event("engine_starting", engine=kind, model=spec.model, port=spec.engine_port)
+    command, env = engine_launch(spec, kind)
+    engine = EngineProcess(command, env, spec.health_url, echo=echo)
+    log_event(
+        "engine_starting", engine=kind, model=spec.model, port=spec.engine_port, argv=command[:3]
+    )
     started = time.monotonic()
     engine.start()
     try:
@@ -119,6 +127,7 @@ class ServeHandle:
     settings: Settings
     engine: EngineProcess | None
     gateway: GatewayThread
+    spec: EngineSpec | None = None
 
     def stop(self) -> None:
         self.gateway.stop()
@@ -140,16 +149,19 @@ def serve_in_background(
     engine_port: int | None = None,
     start_timeout_s: float = 300.0,
     echo_engine: bool = False,
+    lora_adapter: str | os.PathLike | None = None,
     **settings: Any,
 ) -> ServeHandle:
-    """Start the engine for `model_dir` and the gateway on host:port (0 = a free port); return
-    once both answer. `settings` override gateway Settings fields (e.g. api_keys=("k",))."""
+    """Start the engine for `model_dir` (plus `lora_adapter` on vLLM) and the gateway on
+    host:port (0 = a free port); return once both answer. `settings` override gateway Settings
+    fields (e.g. api_keys=("k",))."""
     spec = EngineSpec(
         model=str(model_dir),
         engine=engine,
         engine_port=engine_port or free_port(),
         engine_start_timeout_s=start_timeout_s,
         served_model_name=settings.pop("served_model_name", "socratic-tutor"),
+        lora_adapter=str(lora_adapter) if lora_adapter else None,
     )
     kind = resolve_engine(spec.engine)
     proc = start_engine(spec, kind, echo=echo_engine)
@@ -159,7 +171,61 @@ def serve_in_background(
     except BaseException:
         proc.stop()
         raise
-    return ServeHandle(f"http://{host}:{gateway.port}", gateway.settings, proc, gateway)
+    return ServeHandle(f"http://{host}:{gateway.port}", gateway.settings, proc, gateway, spec)
+
+
+def base_settings(tuned: Settings, spec: EngineSpec, name: str = "base", port: int = 0) -> Settings:
+    """Gateway settings for the base model of a base + LoRA engine: what the adapter's gateway
+    has (system prompt, limits, keys) with clients' name `name` and vLLM's base model name."""
+    return dataclasses.replace(
+        tuned, served_model_name=name, upstream_model=base_model_name(spec), port=port
+    )
+
+
+@dataclass
+class PairHandle:
+    """One vLLM engine serving a base model and its LoRA adapter, and a gateway for each."""
+
+    base: ServeHandle  # its engine is None: the tuned handle owns the one engine
+    tuned: ServeHandle
+
+    def stop(self) -> None:
+        self.base.stop()
+        self.tuned.stop()
+
+    def __enter__(self) -> PairHandle:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def serve_base_and_tuned(
+    base_model: str | os.PathLike,
+    adapter: str | os.PathLike,
+    base_name: str = "base",
+    tuned_name: str = "socratic-tutor",
+    base_port: int = 0,
+    tuned_port: int = 0,
+    start_timeout_s: float = 900.0,
+    **kwargs: Any,
+) -> PairHandle:
+    """Base and tuned from one vLLM engine (base + LoRA, two model names), as a GPU deployment
+    serves them: a gateway per name, both with the same system prompt (the adapter's tutor.json,
+    else the project's prompt) and settings. `kwargs` go to `serve_in_background`."""
+    tuned = serve_in_background(
+        base_model, tuned_port, engine="vllm", lora_adapter=adapter, served_model_name=tuned_name,
+        start_timeout_s=start_timeout_s, **kwargs,
+    )  # fmt: skip
+    try:
+        gateway = GatewayThread(base_settings(tuned.settings, tuned.spec, base_name, base_port))
+        gateway.start()
+    except BaseException:
+        tuned.stop()
+        raise
+    host = tuned.settings.host
+    base = ServeHandle(f"http://{host}:{gateway.port}", gateway.settings, None, gateway, tuned.spec)
+    return PairHandle(base, tuned)
 
 
 def serve_gateway_only(settings_overrides: dict[str, Any]) -> int:

@@ -7,11 +7,15 @@ Two input shapes:
   {"messages": [...], "sampling_params": {"max_tokens": 64, ...}, "stream": false}
       -> yields {"choices": [{"tokens": [text], "finish_reason"}], "usage": {"input", "output"}},
          one per chunk when streaming
-Errors yield one {"error": {"message", "type", "code", "status"}} and end the job; nothing raises.
+Errors yield one {"error": "<JSON text>"} and end the job; nothing raises. The JSON text is an
+object {"message", "type", "code", "status"}: runpod-python turns a yielded error into `str()` of
+it and fails the job with that string (rp_job.handle_job), so a dict would reach clients as a
+Python repr; a JSON string reaches them unchanged and parses.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -74,8 +78,10 @@ def parse_job_input(job_input: Any) -> tuple[str, dict[str, Any] | None, bool]:
     return CHAT_ROUTE, body, True
 
 
-def job_error(status: int, message: str, code: str, type_: str) -> dict[str, Any]:
-    return {"error": {"message": message, "type": type_, "code": code, "status": status}}
+def job_error(status: int, message: str, code: str, type_: str) -> dict[str, str]:
+    """The job's error output: its `error` is JSON text (see the module doc for why)."""
+    body = {"message": message, "type": type_, "code": code, "status": status}
+    return {"error": json.dumps(body)}
 
 
 def simple_output(

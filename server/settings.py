@@ -52,6 +52,7 @@ class Settings:
     rate_limit_per_minute: int = 0  # chat requests per key per minute; 0 = off
     retry_after_s: int = 5
     log_level: str = "INFO"  # DEBUG also logs message text
+    web_ui: bool = True  # the student chat page at / (server/web.py); WEB_UI=0 turns it off
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

@@ -75,13 +75,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.print_config:
         print(cfg.to_yaml(), end="")
         return 0
-    from trainer.export import PushError, UnverifiedExportError
+    from trainer.export import ExportProcessError, PushError, UnverifiedExportError
     from trainer.train import train
 
     try:
         run_dir = train(cfg)
     except (PushError, UnverifiedExportError) as err:
         raise CommandError(str(err), code=1) from None
+    except ExportProcessError as err:
+        raise CommandError(str(err), code=err.code) from None
     except (TrainError, DataError, SchemaError) as err:  # library errors keep their traceback
         raise CommandError(str(err)) from None
     print(f"run dir: {run_dir}")

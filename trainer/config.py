@@ -67,7 +67,8 @@ class DataConfig(_Section):
     eval_split: float = Field(0.05, ge=0.0, lt=1.0, description="share held out for eval loss")
     max_seq_len: int = Field(2048, ge=16, description="tokens per sequence / packed bin")
     packing: bool = True
-    max_exchanges: int = Field(32, ge=1)
+    # None: any length (max_seq_len truncates, and counts it)
+    max_exchanges: int | None = Field(None, ge=1)
     dedupe: bool = True
 
 

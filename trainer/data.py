@@ -171,7 +171,7 @@ def load_conversations(
     files: Sequence[str | Path],
     system_prompt: str,
     fmt: str | None,
-    max_exchanges: int,
+    max_exchanges: int | None,
     dedupe: bool,
 ) -> tuple[list[list[dict[str, str]]], Any]:
     """Read and validate training files; every row is counted in the returned `Report`."""

@@ -14,6 +14,11 @@ a finished export (the key is in tutor.json as `export_key`).
 When the verify generation does not end with `<|im_end|>` within `export.verify_max_new_tokens`,
 the export is kept (verify.json: `"stopped": false`) but `UnverifiedExportError` is raised and
 nothing is pushed, unless `allow_unverified` (`--allow-unverified`, `export.allow_unverified`).
+
+`export_in_child` runs the same export as `socratic export` in a fresh interpreter: after Unsloth
+has trained in a process, its class-level patches (e.g. `Qwen2ForCausalLM.forward`, whose decode
+path reads `max_seq_length`, set only on models Unsloth loaded) break `generate` on the freshly
+loaded merged model, so the verify step must not run in that process.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +46,15 @@ class PushError(RuntimeError):
 
 class UnverifiedExportError(RuntimeError):
     """Greedy generation did not stop at `<|im_end|>`; the export is kept but not pushed."""
+
+
+class ExportProcessError(RuntimeError):
+    """`export_in_child`'s process failed (its own error is above in the output); `code` is its
+    exit code: 1 = unverified or push failed (export kept), other = nothing exported."""
+
+    def __init__(self, message: str, code: int):
+        super().__init__(message)
+        self.code = code
 
 
 def export_run(
@@ -91,6 +107,36 @@ def export_run(
                 f"socratic export --run {run} --out {out} --push-to-hub {push_to_hub}"
                 + (" --private" if private else "")
             ) from err
+    return out
+
+
+def export_in_child(
+    run_dir: str | Path,
+    out_dir: str | Path | None = None,
+    push_to_hub: str | None = None,
+    private: bool = False,
+) -> Path:
+    """`export_run` in a fresh Python process (`python -m trainer.cli export`); output streams to
+    this process's stdout/stderr. Returns the export dir; raises `ExportProcessError`."""
+    run = Path(run_dir)
+    out = Path(out_dir) if out_dir else None
+    cmd = [sys.executable, "-m", "trainer.cli", "export", "--run", str(run)]
+    if out:
+        cmd += ["--out", str(out)]
+    if push_to_hub:
+        cmd += ["--push-to-hub", push_to_hub] + (["--private"] if private else [])
+    retry = "socratic " + " ".join(cmd[3:])
+    print(f"export: in a child process (after Unsloth this one cannot generate): {retry}")
+    sys.stdout.flush()
+    code = subprocess.run(cmd, check=False).returncode
+    if code != 0:
+        raise ExportProcessError(
+            f"the export process exited {code} (its error is above); the adapter is in "
+            f"{run / 'adapter'}; retry with: {retry}",
+            code if code > 0 else 1,  # killed by a signal: still a failure
+        )
+    if out is None:
+        out = Path(load_config(run / "config.yaml", env={}).export.out_dir or run / "export")
     return out
 
 

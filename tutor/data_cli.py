@@ -69,9 +69,9 @@ def add_limit_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--max-exchanges",
         type=int,
-        default=8,
+        default=None,
         metavar="N",
-        help="most user+assistant pairs (default: 8)",
+        help="most user+assistant pairs (default: no limit; a long dialogue is kept)",
     )
     p.add_argument(
         "--max-chars",

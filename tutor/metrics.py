@@ -1,10 +1,19 @@
 """Offline Socratic metrics: does a tutor response ask the student something, and does it give the
-answer away? Pure standard-library heuristics, shared by the data generator (to filter dialogues)
-and the evaluation harness (`socratic eval score`, `socratic eval mathdial-agreement`).
+answer away? Pure standard-library heuristics (no model), shared by the data generator (to filter
+dialogues) and the evaluation harness (`socratic eval score`, `... leak-agreement`).
 
-    from tutor.metrics import score_response
-    score_response([{"role": "user", "content": "What is 3/4 as a decimal?"},
-                    {"role": "assistant", "content": "What does the fraction bar mean?"}], "0.75")
+    from tutor.metrics import find_reveal, score_response
+    score_response([{"role": "user", "content": "What is 9 x 8? I got 63."},
+                    {"role": "assistant", "content": "Actually, 9 x 8 = 72."}])
+    # {..., "reveals_answer": True, "reveal": {"rule": "calculation", "span": "9 x 8 = 72"}, ...}
+
+Two answer checks, one built on the other:
+- `find_reveal(messages, reference=None)`: the detector behind the `reveals_answer` metric. A reply
+  reveals when it states a result the student has not produced (a calculation with its result, a
+  result phrase, a declared answer, a value offered in a yes/no question), with or without a
+  reference answer; it returns the rule and the words that fired.
+- `reveals_answer(response, reference, context)`: whether the response states that reference
+  answer (None without one); the detector's `reference` rule, and the data generator's check.
 
 Decisions (their agreement with human labels is in docs/evaluation.md):
 - A question is a sentence ending in '?' outside code and quotations, or an interrogative
@@ -14,13 +23,31 @@ Decisions (their agreement with human labels is in docs/evaluation.md):
 - A mention of the answer whose value *and* written form (integer/decimal, fraction, percent)
   already appear in the context (the problem, the student's own words) is a restatement, not a
   reveal: "0.375" in "Write 0.375 as a fraction" is not the answer 3/8, but "three eighths" is.
+- A value the student wrote but did not conclude is revealed when the reply concludes with it
+  ("so 14 is our required answer"); confirming the student's own conclusion never is.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from fractions import Fraction
+from dataclasses import dataclass
+
+from tutor.numbers import Mention, find_numbers, normalise, number_mentions
+from tutor.statements import (
+    CLAIM,
+    CONCLUSION,
+    CORRECTION,
+    COUNTERFACTUAL,
+    HYPOTHETICAL,
+    LABEL,
+    LATEX,
+    OPERAND_AFTER,
+    OPERAND_BEFORE,
+    PATTERNS,
+    STATEMENT_SPLIT,
+    STRONG_CONCLUSION,
+)
 
 # ------------------------------------------------------------------ text cleanup
 
@@ -28,14 +55,6 @@ _CODE_BLOCK = re.compile(r"```.*?(?:```|\Z)", re.S)
 _INLINE_CODE = re.compile(r"`[^`\n]*`")
 _QUOTED = re.compile(r"\"[^\"\n]{0,300}\"|“[^”\n]{0,300}”")
 _WORD = re.compile(r"[A-Za-z0-9]+(?:['’][A-Za-z]+)?")
-
-
-def _normalise(text: str) -> str:
-    """NFKC, Unicode minus/dashes/multiplication signs to ASCII, non-breaking spaces to spaces."""
-    text = unicodedata.normalize("NFKC", text)
-    for a, b in (("−", "-"), ("–", "-"), ("—", " - "), ("×", "*"), ("÷", "/"), ("⁄", "/")):
-        text = text.replace(a, b)
-    return text.replace("\u00a0", " ").replace("\u202f", " ")
 
 
 def _strip_accents(text: str) -> str:
@@ -71,7 +90,7 @@ _INTERROGATIVE_IMPERATIVE = re.compile(
 
 def _prose(text: str) -> str:
     """The text the student reads as the tutor's own words: no code, no quotations."""
-    text = _CODE_BLOCK.sub(" ", _normalise(text))
+    text = _CODE_BLOCK.sub(" ", normalise(text))
     text = _INLINE_CODE.sub(" code ", text)
     return _QUOTED.sub(" quote ", text)
 
@@ -92,112 +111,6 @@ def question_count(text: str) -> int:
 def asks_question(text: str) -> bool:
     """Whether the response asks the student at least one question."""
     return question_count(text) > 0
-
-
-# ------------------------------------------------------------------ numbers
-
-_SMALL = {
-    w: i
-    for i, w in enumerate(
-        "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
-        "fifteen sixteen seventeen eighteen nineteen".split()
-    )
-}
-_TENS = {
-    w: 10 * i
-    for i, w in enumerate("_ _ twenty thirty forty fifty sixty seventy eighty ninety".split())
-    if w != "_"
-}
-_SCALES = {"hundred": 100, "thousand": 1000, "million": 10**6, "billion": 10**9}
-_DENOMINATORS = {
-    "half": 2, "halves": 2, "third": 3, "thirds": 3, "quarter": 4, "quarters": 4, "fourth": 4,
-    "fourths": 4, "fifth": 5, "fifths": 5, "sixth": 6, "sixths": 6, "seventh": 7, "sevenths": 7,
-    "eighth": 8, "eighths": 8, "ninth": 9, "ninths": 9, "tenth": 10, "tenths": 10,
-    "twelfth": 12, "twelfths": 12, "hundredth": 100, "hundredths": 100,
-}  # fmt: skip
-_NUMBER_WORD = "|".join(
-    sorted([*_SMALL, *_TENS, *_SCALES, "a", "an", "and"], key=len, reverse=True)
-)
-_SPELLED = re.compile(
-    rf"\b(?:{_NUMBER_WORD})(?:[\s-]+(?:{_NUMBER_WORD}))*"
-    rf"(?:[\s-]+(?:{'|'.join(sorted(_DENOMINATORS, key=len, reverse=True))}))?\b",
-    re.I,
-)
-_NUMERAL = re.compile(
-    r"(?<![\w.])(?P<sign>-)?(?P<money>\$\s?)?"
-    r"(?:(?P<whole>\d+)\s+(?P<mnum>\d+)/(?P<mden>\d+)"  # mixed number 2 3/4
-    r"|(?P<num>\d+)\s*/\s*(?P<den>\d+)(?![\d/])"  # fraction 3/4
-    r"|(?P<dec>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+))"  # 1,234.5 | 12 | .5
-    r"(?:st|nd|rd|th)?(?![\w/])(?P<pct>\s?%|\s+percent\b)?",
-    re.I,
-)
-
-# A mention: (value, form); form is "int" for integers and decimals, "frac" (lowest terms),
-# "ratio" (a fraction not in lowest terms: never the answer itself) or "pct".
-Mention = tuple[Fraction, str]
-
-
-def _spelled_value(phrase: str) -> Mention | None:
-    tokens = [t for t in re.split(r"[\s-]+", phrase.lower()) if t]
-    if len(tokens) > 3 and tokens[-3:-1] == ["and", "a"] and tokens[-1] in _DENOMINATORS:
-        whole = _spelled_value(" ".join(tokens[:-3]))  # "one and a half"
-        return (whole[0] + Fraction(1, _DENOMINATORS[tokens[-1]]), "frac") if whole else None
-    tokens = [t for t in tokens if t != "and"]
-    if not tokens or all(t in ("a", "an") for t in tokens):
-        return None
-    denominator = _DENOMINATORS.get(tokens[-1])
-    if denominator:
-        tokens = tokens[:-1] or ["a"]
-    total, current = 0, 0
-    for t in tokens:
-        if t in ("a", "an"):
-            current = max(current, 1)
-        elif t in _SMALL:
-            current += _SMALL[t]
-        elif t in _TENS:
-            current += _TENS[t]
-        elif t in _SCALES:
-            current = max(current, 1) * _SCALES[t]
-            if _SCALES[t] >= 1000:
-                total, current = total + current, 0
-    value = Fraction(total + current)
-    if denominator:
-        return value / denominator, "frac"
-    if tokens in (["a"], ["an"]):
-        return None
-    return value, "int"
-
-
-def number_mentions(text: str) -> list[Mention]:
-    """Every number in `text` as (exact value, written form): numerals, fractions, mixed numbers,
-    money, percentages (value in percent) and spelled-out numbers ("three quarters")."""
-    text = _normalise(text)
-    found: list[Mention] = []
-    for m in _NUMERAL.finditer(text):
-        if m["whole"]:
-            value = int(m["whole"]) + Fraction(int(m["mnum"]), int(m["mden"]) or 1)
-            form = "frac"
-        elif m["num"]:
-            num, den = int(m["num"]), int(m["den"])
-            if den == 0:
-                continue
-            # 24/4 or 375/1000 is a calculation still to do, not the value written down.
-            value = Fraction(num, den)
-            form = "frac" if value.numerator == num else "ratio"
-        else:
-            value, form = Fraction(m["dec"].replace(",", "")), "int"
-        if m["sign"]:
-            value = -value
-        if m["pct"]:
-            form = "pct"
-        found.append((value, form))
-    for m in _SPELLED.finditer(text):
-        mention = _spelled_value(m.group(0))
-        if mention:
-            follows = text[m.end() : m.end() + 9].lower()
-            form = "pct" if re.match(r"\s*(?:%|percent)", follows) else mention[1]
-            found.append((mention[0], form))
-    return found
 
 
 # ------------------------------------------------------------------ reference answers
@@ -228,13 +141,13 @@ def _targets(mention: Mention) -> set[Mention]:
 
 
 def _compact(text: str) -> str:
-    text = _strip_accents(_normalise(text)).lower().replace("²", "^2").replace("³", "^3")
+    text = _strip_accents(normalise(text)).lower().replace("²", "^2").replace("³", "^3")
     return re.sub(r"[\s`]+", "", text)
 
 
 def _phrase_in(phrase: str, text: str) -> bool:
     """Word-boundary, case- and accent-insensitive match; a trailing plural 's' is optional."""
-    norm = lambda s: " ".join(re.findall(r"\w+", _strip_accents(_normalise(s)).lower()))  # noqa: E731
+    norm = lambda s: " ".join(re.findall(r"\w+", _strip_accents(normalise(s)).lower()))  # noqa: E731
     p, t = norm(phrase), norm(text)
     if not p:
         return False
@@ -256,7 +169,7 @@ def _numeric_reveal(values: list[Mention], response: str, context: str) -> bool:
 def _prose_reveal(reference: str, response: str, context: str) -> bool:
     """Descriptive answers ("use == instead of ="): every code token, or else every content
     word (5-letter stems), appears in the response, and not all of them were in the context."""
-    ref = _normalise(reference)
+    ref = normalise(reference)
     head = re.split(r"\binstead of\b", ref)[0]
     code = [t.strip(".,") for t in head.split() if re.search(r"[^\w\s,.'-]|\w\.\w|\w_\w", t)]
     if code:
@@ -281,7 +194,7 @@ def reveals_answer(response: str, reference_answer: str | None, context: str = "
     """
     if reference_answer is None or not str(reference_answer).strip():
         return None
-    ref = _normalise(str(reference_answer)).strip()
+    ref = normalise(str(reference_answer)).strip()
     if _MULTI_REF.match(ref) and len(number_mentions(ref)) > 1:
         return _numeric_reveal(number_mentions(ref), response, context)
     m = _NUMERIC_REF.match(ref)
@@ -300,25 +213,192 @@ def reveals_answer(response: str, reference_answer: str | None, context: str = "
     return _prose_reveal(ref, response, context)
 
 
+# ------------------------------------------------------------------ reveals, with or without a reference
+
+
+@dataclass(frozen=True)
+class Reveal:
+    """Why a reply reveals: the rule that fired (a key of `tutor.statements.RULES`) and the words
+    of the reply that triggered it."""
+
+    rule: str
+    span: str
+
+
+@dataclass(frozen=True)
+class _Seen:
+    """What a reply is judged against: the values the student's turns hold, the one the student
+    concluded last, the reference answer's values, and the word stems of the conversation."""
+
+    known: set
+    claim: set
+    final: set
+    topic: set
+
+
+def find_reveal(messages: list[dict], reference_answer: str | None = None) -> Reveal | None:
+    """The first reason the last message (the tutor's reply) reveals a result, or None.
+
+    A reply reveals when it states a result the student has not produced: a value declared the
+    answer, an operation with its result, a result phrase, or a value offered in a yes/no
+    question; with a reference answer, stating it is one more signal. A value a student turn
+    holds is the student's (the problem is a student turn), so restating the givens or the
+    student's numbers is not a reveal, except when the reply concludes with it ("so 14 is our
+    answer"), corrects with it ("No, 7 x 2 = 14") or it is the final answer: then it reveals
+    unless the student concluded it in their last turn. Results of the tutor's own example ("if
+    you had 2 bags of 5 ..."), whose inputs are nowhere in the conversation, are not reveals.
+    """
+    if not messages or messages[-1].get("role") != "assistant":
+        raise ValueError("messages: expected a list ending with the assistant reply")
+    reply = _plain(str(messages[-1].get("content") or ""))
+    said = [str(m.get("content") or "") for m in messages[:-1] if m.get("role") == "user"]
+    context = "\n".join(said)
+    if reference_answer is not None and str(reference_answer).strip():
+        # A number answer must be stated, not used: "times 26" or "4, 8, 12" does not state 26
+        # or 8. Other answers (expressions, code, words) are matched in the reply as written.
+        number = _is_number(str(reference_answer))
+        stated = _mask_operands(reply) if number else str(messages[-1].get("content") or "")
+        if reveals_answer(stated, reference_answer, context):
+            span = _reference_span(reply, reference_answer, context) if number else stated
+            return Reveal("reference", span.strip())
+    seen = _Seen(
+        known=_values(context),
+        claim=_claim(said[-1] if said else ""),
+        final=_values(str(reference_answer or "")),
+        topic=_stems(
+            " ".join(
+                str(m.get("content") or "") for m in messages[:-1] if m.get("role") != "system"
+            )
+        ),
+    )
+    earlier: set = set()  # values of the reply's earlier statements: inputs of a chained result
+    for statement in (s.strip() for s in STATEMENT_SPLIT.split(reply)):
+        hit = _statement_reveal(statement, seen, earlier)
+        if hit:
+            return hit
+        earlier |= _values(statement)
+    return None
+
+
+def _statement_reveal(statement: str, seen: _Seen, earlier: set) -> Reveal | None:
+    question = statement.endswith("?") or bool(_INTERROGATIVE_IMPERATIVE.match(statement))
+    for rule, pattern, declared in PATTERNS:
+        if rule == "result" and (question or COUNTERFACTUAL.search(statement)):
+            continue  # "so how many are left?" asks; "that would mean Emily is 10" supposes
+        for m in pattern.finditer(statement):
+            value, before = _values(m["x"]), statement[: m.start("x")]
+            if not value or LABEL.search(before):
+                continue  # "week 3", "step 2" name things, they are not results
+            concluded = not question and (bool(value & seen.final) or _declares(rule, before))
+            fresh = not value & (seen.claim if declared or concluded else seen.known)
+            if not fresh or not _grounded(before, seen.known | earlier):
+                continue
+            if rule == "result" and not _on_topic(statement[m.end("x") :], seen.topic):
+                continue
+            return Reveal(rule, m.group(0).strip())
+    return None
+
+
+def _declares(rule: str, before: str) -> bool:
+    """Whether the words before a value conclude with it (or, for a calculation, correct)."""
+    if rule == "result":
+        return bool(STRONG_CONCLUSION.search(before))
+    return bool(CONCLUSION.search(before) or CORRECTION.match(before))
+
+
+def _grounded(before: str, known: set) -> bool:
+    """False for a result of the tutor's own example: a hypothetical whose inputs are new."""
+    return not HYPOTHETICAL.search(before) or bool(_values(before) & known)
+
+
+def _on_topic(after: str, topic: set[str]) -> bool:
+    """False when the thing counted after a value is new to the conversation ("Cody has 7 pens"
+    in a problem about plates): the tutor's own example, not a result of the problem."""
+    counted = re.findall(r"[a-z]+", after.lower())[:2]
+    if not counted or counted[0] in _NOT_COUNTED:
+        return True  # "15 in total", "10 each": no thing named
+    return any(len(w) < 4 or _stems(w) & topic for w in counted)
+
+
+_NOT_COUNTED = set(
+    "in of for to at by per each and or so then a an the total all left more less".split()
+)
+
+
+def _stems(text: str) -> set[str]:
+    return {w[:4] for w in re.findall(r"[a-z]{3,}", text.lower())}
+
+
+def _plain(reply: str) -> str:
+    """The reply's prose with LaTeX maths and markdown emphasis turned into plain text."""
+    text = normalise(_prose(reply))
+    for pattern, repl in LATEX:
+        text = re.sub(pattern, repl, text)
+    return text.replace("⋅", "*").replace("·", "*")
+
+
+def _mask_operands(text: str) -> str:
+    """`text` with the numbers that are inputs of a calculation or items of a list masked."""
+    out, last = [], 0
+    for number in find_numbers(text):
+        start, end = number.span
+        before, after = text[max(0, start - 20) : start], text[end:]
+        if OPERAND_BEFORE.search(before) or not OPERAND_AFTER.match(after):
+            out.append(text[last:start] + "#")
+            last = end
+    return "".join(out) + text[last:]
+
+
+def _values(text: str) -> set:
+    """Numbers in `text` as (value, form); a time of day ("12:15") as itself; the coefficient of
+    a term ("72x") as a number too."""
+    times = re.findall(r"\b\d{1,2}:\d{2}\b", text)
+    text = re.sub(r"\b\d{1,2}:\d{2}\b", " ", text)
+    coefficients = re.sub(r"\b(\d+)[a-zA-Z]\b", r"\1 ", text)
+    return {("time", t) for t in times} | set(number_mentions(coefficients))
+
+
+def _claim(turn: str) -> set:
+    """What the student concluded in `turn`: its last number (unless negated, "not 39") and any
+    value it names as its result ("I got 13/24", "is it 12?")."""
+    turn = normalise(turn)
+    claim = set(number_mentions(re.sub(r"\bnot\s+\$?\s?\d[\d,.]*", " ", turn, flags=re.I))[-1:])
+    return claim | {v for m in CLAIM.finditer(turn) for v in _values(m["x"])}
+
+
+def _is_number(reference: str) -> bool:
+    """Whether the reference answer is one number (with a unit or currency at most)."""
+    ref = normalise(reference).strip()
+    return bool(_NUMERIC_REF.match(ref)) and len(number_mentions(ref)) == 1
+
+
+def _reference_span(reply: str, reference: str, context: str) -> str:
+    """The first statement of `reply` that states the reference by itself (else the reply)."""
+    for statement in STATEMENT_SPLIT.split(reply):
+        if statement.strip() and reveals_answer(_mask_operands(statement), reference, context):
+            return statement.strip()
+    return reply.strip()
+
+
 # ------------------------------------------------------------------ one response
 
 
 def score_response(messages: list[dict], reference_answer: str | None = None) -> dict:
     """Offline metrics of the last message (the assistant response) given the earlier turns.
 
-    Returns {"asks_question", "question_count", "reveals_answer", "words", "ends_with_question"}.
+    Returns {"asks_question", "question_count", "reveals_answer", "reveal", "words",
+    "ends_with_question"}; `reveal` explains `reveals_answer` ({"rule", "span"}, or None).
     """
     if not messages or messages[-1].get("role") != "assistant":
         raise ValueError("messages: expected a list ending with the assistant response to score")
     response = str(messages[-1].get("content") or "")
-    context = "\n".join(
-        str(m.get("content") or "") for m in messages[:-1] if m.get("role") != "system"
-    )
     count = question_count(response)
+    reveal = find_reveal(messages, reference_answer)
     return {
         "asks_question": count > 0,
         "question_count": count,
-        "reveals_answer": reveals_answer(response, reference_answer, context),
+        "reveals_answer": reveal is not None,
+        "reveal": {"rule": reveal.rule, "span": reveal.span} if reveal else None,
         "words": words(response),
         "ends_with_question": _prose(response).rstrip().endswith("?"),
     }

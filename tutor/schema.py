@@ -2,7 +2,8 @@
 
 Rules: at most one system message, and only first; then user and assistant strictly alternating,
 starting with user and ending with assistant; content is a non-empty string after stripping; the
-number of exchanges (user+assistant pairs) and characters per message are bounded by `Limits`.
+characters per message are bounded by `Limits`, and so is the number of exchanges (user+assistant
+pairs): at least one, and no upper bound unless one is given (a long dialogue is not a defect).
 
 `parse_conversation` returns a normalised `Conversation` or raises `SchemaError` whose message is
 one line naming the field, e.g. `conversations[3].role: unknown role 'bot' (allowed: ...)`.
@@ -26,16 +27,25 @@ class Limits:
     """Bounds a valid conversation must respect."""
 
     min_exchanges: int = 1
-    max_exchanges: int = 8
+    max_exchanges: int | None = None  # None: no upper bound
     max_chars: int = 8000  # per message
 
     def __post_init__(self) -> None:
-        if not 1 <= self.min_exchanges <= self.max_exchanges:
+        top = self.min_exchanges if self.max_exchanges is None else self.max_exchanges
+        if not 1 <= self.min_exchanges <= top:
             raise ValueError(
-                f"exchanges bounds must satisfy 1 <= min <= max, got {self.min_exchanges}..{self.max_exchanges}"
+                f"exchanges bounds must satisfy 1 <= min <= max, got {self.exchanges_range}"
             )
         if self.max_chars < 1:
             raise ValueError(f"max_chars must be >= 1, got {self.max_chars}")
+
+    @property
+    def exchanges_range(self) -> str:
+        """The allowed exchanges as text: "1..8", or "1.." without an upper bound."""
+        return f"{self.min_exchanges}..{self.max_exchanges or ''}"
+
+    def allows_exchanges(self, n: int) -> bool:
+        return self.min_exchanges <= n and (self.max_exchanges is None or n <= self.max_exchanges)
 
 
 @dataclass
@@ -116,10 +126,8 @@ def parse_messages(
         out.append({"role": role, "content": content})
     _check_order(out, key, final_role)
     exchanges = sum(1 for m in out if m["role"] == "assistant")
-    if final_role == "assistant" and not limits.min_exchanges <= exchanges <= limits.max_exchanges:
-        raise SchemaError(
-            f"{key}: {exchanges} exchanges, outside {limits.min_exchanges}..{limits.max_exchanges}"
-        )
+    if final_role == "assistant" and not limits.allows_exchanges(exchanges):
+        raise SchemaError(f"{key}: {exchanges} exchanges, outside {limits.exchanges_range}")
     return out
 
 

@@ -62,17 +62,23 @@ def engine_flags(python: str, user_flags: list[str]) -> tuple[list[str], dict[st
     environment variables to add (never overriding the caller's)."""
     if not is_cpu_build(python):
         return list(user_flags), {}
-    given = {f.split("=", 1)[0] for f in user_flags if f.startswith("--")}
-    flags = list(user_flags)
-    max_len = _value(user_flags, "--max-model-len") or str(CPU_MAX_MODEL_LEN)
+    env = {k: v for k, v in CPU_ENV.items() if k not in os.environ}
+    return list(user_flags) + cpu_default_flags(user_flags), env
+
+
+def cpu_default_flags(flags: list[str]) -> list[str]:
+    """The CPU build's defaults (CPU_FLAGS) for every flag `flags` does not already set; the one
+    rule for `socratic serve`, the RunPod handler and the batch generator on CPU."""
+    given = {f.split("=", 1)[0] for f in flags if f.startswith("--")}
+    max_len = _value(flags, "--max-model-len") or str(CPU_MAX_MODEL_LEN)
+    out: list[str] = []
     for flag, value in CPU_FLAGS.items():
         if flag in given or given & set(_SWITCHES.get(flag, ())):
             continue
-        if flag == "--max-num-batched-tokens":
+        if flag in ("--max-num-batched-tokens", "--max-model-len"):
             value = max_len
-        flags += [flag] if value is None else [flag, value]
-    env = {k: v for k, v in CPU_ENV.items() if k not in os.environ}
-    return flags, env
+        out += [flag] if value is None else [flag, value]
+    return out
 
 
 def max_model_len(flags: list[str]) -> int | None:

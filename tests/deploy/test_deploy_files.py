@@ -3,6 +3,7 @@
 hadolint on every Dockerfile (warnings fail; an inline ignore needs a written reason on the line
 above), docker-compose.yml against the compose-spec JSON schema that check-jsonschema vendors plus
 the services the project promises, runpod.toml's keys and types as `runpodctl project` reads them
+and its fit with runpodctl v2.7.2 and the runpod/base image (ports, Python, requirements + lock),
 and every path it names, .dockerignore keeping data and secrets out, every environment variable the
 images and scripts read documented in .env.example and docs/deployment.md, and the GPU pins in
 constraints.txt agreeing with pyproject.toml and the training base image.
@@ -73,6 +74,13 @@ def test_images_share_the_conventions(dockerfile):
     assert not re.search(r"^(ENV|ARG)\b.*(TOKEN|API_KEY)", text, re.M), "a secret in the image"
     for path in re.findall(r"/app/(docker/[\w.]+)", text):
         assert (REPO / path).is_file(), path
+
+
+def test_images_use_xet_not_the_removed_hf_transfer():
+    # huggingface_hub 1.x dropped hf_transfer (it only warns about HF_HUB_ENABLE_HF_TRANSFER).
+    for dockerfile in DOCKERFILES:
+        assert "HF_HUB_ENABLE_HF_TRANSFER" not in dockerfile.read_text(), dockerfile.name
+    assert "HF_XET_HIGH_PERFORMANCE=1" in (REPO / "docker" / "train.Dockerfile").read_text()
 
 
 def test_training_base_image_fits_unsloth():
@@ -161,20 +169,49 @@ def test_runpod_toml_has_what_runpodctl_project_reads():
     assert runtime["handler_path"] == "handler.py"
     assert 0 <= endpoint["active_workers"] <= endpoint["max_workers"]
     assert isinstance(endpoint["flashboot"], bool)
-    serve = (REPO / "docker" / "serve.Dockerfile").read_text()
-    assert f"ARG VLLM_IMAGE={project['base_image']}" in serve  # one vLLM version everywhere
 
 
-def test_runpod_toml_paths_exist():
+# runpod/base (runpod/containers, container-template/proxy/nginx.conf): what its nginx listens on
+# in a dev pod (the image's /start.sh runs it; a serverless worker's start command replaces it).
+RUNPOD_BASE_NGINX_PORTS = {3001, 7270, 7861, 8001, 8081, 9091}
+
+
+def test_runpod_toml_fits_runpodctl_project_and_its_base_image():
+    """runpodctl v2.7.2 (cmd/project/functions.go) starts the dev pod with empty docker args (the
+    image's own start), creates `python<version> -m virtualenv`/`-m venv` environments over SSH,
+    serves the dev API on 8080 only when 8080/http is listed and 7270/http is not (else 7270), and
+    runs the handler as `python -u <volume>/<uuid>/prod/<name>/<handler_path>`."""
+    cfg = tomllib.loads((REPO / "runpod.toml").read_text())
+    project, runtime = cfg["project"], cfg["runtime"]
+    image = project["base_image"]
+    assert re.fullmatch(r"runpod/base:\d+\.\d+\.\d+-cuda13\d+-ubuntu\d{4}", image), image
+    assert runtime["python_version"] in ("3.11", "3.12", "3.13")  # the base's, and >= ours
+    ports = [p.strip() for p in project["ports"].split(",")]
+    assert "22/tcp" in ports  # the file sync and the remote commands
+    api_port = 8080 if "8080/http" in ports and "7270/http" not in ports else 7270
+    assert api_port not in RUNPOD_BASE_NGINX_PORTS and f"{api_port}/http" in ports
+    engine_port = int(project["env_vars"]["ENGINE_PORT"])
+    assert engine_port not in RUNPOD_BASE_NGINX_PORTS | {api_port}
+    assert project["env_vars"]["ENGINE"] == "vllm"
+    ignore = (REPO / ".runpodignore").read_text().splitlines()
+    for rule in (".venv/", ".env", "runs/", ".whl/", "*.safetensors"):
+        assert rule in ignore, rule  # never rsynced to the pod
+
+
+def test_runpod_project_requirements_pin_vllm_and_the_lock():
     runtime = tomllib.loads((REPO / "runpod.toml").read_text())["runtime"]
     for key in ("handler_path", "requirements_path"):
         assert (REPO / runtime[key]).is_file(), key
     requirements = REPO / runtime["requirements_path"]
     lines = [x for x in requirements.read_text().splitlines() if x and not x.startswith("#")]
-    assert lines == ["-c ../constraints.txt", "-e .[serve]"]
-    assert (requirements.parent / "../constraints.txt").resolve() == REPO / "constraints.txt"
-    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    assert "serve" in extras["optional-dependencies"]
+    assert lines[2:] == ["-e .[serve]", "-c constraints-runpod-project.txt"]
+    pins = dict(re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)$", "\n".join(lines[:2]), re.M))
+    lock_text = (requirements.parent / "constraints-runpod-project.txt").read_text()
+    lock = dict(re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)$", lock_text, re.M))
+    assert pins == {"vllm": pins["vllm"], "runpod": lock["runpod"]} and lock["vllm"] == pins["vllm"]
+    serve = (REPO / "docker" / "serve.Dockerfile").read_text()
+    assert f"ARG VLLM_IMAGE=vllm/vllm-openai:v{pins['vllm']}" in serve  # one vLLM everywhere
+    assert "socratic-tutor" not in lock and "torch" in lock
 
 
 # --- secrets, context and documentation ----------------------------------------------------------
@@ -186,6 +223,7 @@ def test_dockerignore_keeps_data_outputs_and_secrets_out():
         "**/.env",
         "**/.git",
         "**/.venv",
+        "**/.venv-vllm",  # a CPU build in /app would be found before the image's own vLLM
         "runs/",
         "outputs/",
         "data/*",

@@ -35,12 +35,19 @@ def test_reference_in_the_problem_is_not_measurable() -> None:
     assert reveal_measurable(other.messages, None) is None
 
 
-def test_eval_score_nulls_unmeasurable_rows(tmp_path) -> None:
-    rows = [{**IN_PROBLEM, "messages": [*IN_PROBLEM["messages"],
-             {"role": "assistant", "content": "Yes, 12."}]}]  # fmt: skip
-    (tmp_path / "in.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+def test_eval_score_judges_every_row_and_explains_it(tmp_path) -> None:
+    # `eval score` judges each reply as it is: confirming the student's own 12 is no reveal,
+    # stating a new result is, with or without a reference.
+    confirm = {**IN_PROBLEM, "messages": [*IN_PROBLEM["messages"],
+               {"role": "assistant", "content": "Yes, 12."}]}  # fmt: skip
+    told = {"reference_answer": None, "messages": [{"role": "user", "content": "What is 9 x 8?"},
+            {"role": "assistant", "content": "Actually, 9 x 8 = 72."}]}  # fmt: skip
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps(r) + "\n" for r in (confirm, told)))
     assert main(["eval", "score", str(tmp_path / "in.jsonl"), "--out", str(tmp_path / "o")]) == 0
-    assert json.loads((tmp_path / "o").read_text())["metrics"]["reveals_answer"] is None
+    first, second = (json.loads(line)["metrics"] for line in (tmp_path / "o").open())
+    assert first["reveals_answer"] is False and first["reveal"] is None
+    assert second["reveals_answer"] is True
+    assert second["reveal"] == {"rule": "calculation", "span": "9 x 8 = 72"}
 
 
 def test_every_reference_of_the_real_set_is_measurable_or_explicitly_not(repo_root) -> None:

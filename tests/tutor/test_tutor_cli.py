@@ -87,30 +87,21 @@ def test_convert_custom_system_prompt(tmp_path):
     }
 
 
-def test_convert_mathdial_default_limit_then_wider(mathdial_file, tmp_path, capsys):
+def test_convert_keeps_every_mathdial_dialogue_by_default(mathdial_file, tmp_path, capsys):
     out_file = tmp_path / "md.jsonl"
-    assert main(["data", "convert", str(mathdial_file), "--out", str(out_file)]) == 1
+    assert main(["data", "convert", str(mathdial_file), "--out", str(out_file)]) == 0
+    assert "read 599 rows: wrote 599" in capsys.readouterr().out
+    assert len(out_file.read_text().splitlines()) == 599
+    assert main(["data", "validate", str(out_file)]) == 0
+    assert "exchanges per conversation" in capsys.readouterr().out
+    # A limit is still available as an option: the longer dialogues are then reported, not kept.
+    capped = tmp_path / "capped.jsonl"
+    assert main(["data", "convert", str(mathdial_file), "--max-exchanges", "8",
+                 "--out", str(capped)]) == 1  # fmt: skip
     captured = capsys.readouterr()
     assert "read 599 rows: wrote 483" in captured.out
     assert ":2: conversations: 9 exchanges, outside 1..8" in captured.err
-    assert (
-        main(
-            [
-                "data",
-                "convert",
-                str(mathdial_file),
-                "--format",
-                "mathdial",
-                "--max-exchanges",
-                "32",
-                "--out",
-                str(out_file),
-            ]
-        )
-        == 0
-    )
-    assert main(["data", "validate", str(out_file), "--max-exchanges", "32"]) == 0
-    assert len(out_file.read_text().splitlines()) == 599
+    assert main(["data", "validate", str(out_file), "--max-exchanges", "8"]) == 1
 
 
 def test_data_commands_do_not_import_torch(sample_file):

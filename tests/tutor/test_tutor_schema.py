@@ -92,12 +92,15 @@ def test_bad_records_give_one_line_errors(record, error):
 
 
 def test_limits_on_exchanges_and_characters():
-    nine = [U, A] * 9
-    with pytest.raises(SchemaError, match=r"conversations: 9 exchanges, outside 1\.\.8"):
-        parse_conversation({"conversations": nine})
-    assert parse_conversation({"conversations": nine}, Limits(max_exchanges=9)).exchanges == 9
-    with pytest.raises(SchemaError, match=r"conversations: 2 exchanges, outside 3\.\.8"):
+    forty = [U, A] * 40
+    assert parse_conversation({"conversations": forty}).exchanges == 40  # no upper bound
+    with pytest.raises(SchemaError, match=r"conversations: 40 exchanges, outside 1\.\.8"):
+        parse_conversation({"conversations": forty}, Limits(max_exchanges=8))
+    assert parse_conversation({"conversations": forty[:18]}, Limits(max_exchanges=9)).exchanges == 9
+    with pytest.raises(SchemaError, match=r"conversations: 2 exchanges, outside 3\.\.$"):
         parse_conversation({"conversations": [U, A, U, A]}, Limits(min_exchanges=3))
+    with pytest.raises(SchemaError, match=r"conversations: 2 exchanges, outside 3\.\.8"):
+        parse_conversation({"conversations": [U, A, U, A]}, Limits(3, 8))
     long = {"role": "assistant", "content": "x" * 101}
     with pytest.raises(SchemaError, match=r"conversations\[1\]\.content: 101 characters > max 100"):
         parse_conversation({"conversations": [U, long]}, Limits(max_chars=100))
