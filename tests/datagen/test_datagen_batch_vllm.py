@@ -26,16 +26,6 @@ N = 6
 RERUN_TIMEOUT_S = 540  # vLLM CPU start (eager: no compile) plus 6 short replies, on busy cores
 
 
-def _model_dir() -> Path:
-    from trainer.config import TrainError
-    from trainer.gguf_import import bundled_model_dir
-
-    try:
-        return bundled_model_dir()
-    except TrainError as e:
-        pytest.skip(f"SmolLM2 not available: {e}")
-
-
 def _group_alive(pgid: int) -> bool:
     try:
         os.killpg(pgid, 0)
@@ -45,14 +35,14 @@ def _group_alive(pgid: int) -> bool:
 
 
 @pytest.fixture(scope="session")
-def vllm_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
+def vllm_run(tmp_path_factory: pytest.TempPathFactory, smol_base: Path) -> dict:
     python = vllm_python()
     if subprocess.run([python, "-c", "import vllm"], capture_output=True).returncode != 0:
         pytest.skip(f"no vllm in {python} (set VLLM_PYTHON or build .venv-vllm)")
     out = tmp_path_factory.mktemp("vllm-batch") / "gen.jsonl"
     cmd = [
         sys.executable, "-m", "tutor.cli", "data", "generate", "--out", str(out), "--n", str(N),
-        "--batch", "vllm", "--model", str(_model_dir()), "--per-request", "1",
+        "--batch", "vllm", "--model", str(smol_base), "--per-request", "1",
         "--exchanges", "2", "--max-tokens", "320", "--max-requests", str(N), "--no-critique",
         "--no-progress", "--seed", "3",
     ]  # fmt: skip
