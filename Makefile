@@ -3,6 +3,7 @@
 #   make test    the whole test suite (CPU, offline)
 #   make bench   the CPU benchmarks, quick mode
 #   make lint    ruff check + format check
+#   make test-gguf  the GGUF export tests (builds llama.cpp once via llama-cpp-python, ~5 min)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -12,7 +13,7 @@ TORCH_SPEC     ?= torch==2.13.0
 TORCH_PIP_ARGS ?=
 EXTRAS ?= train,cpu-serve,serve,eval,datagen,dev
 
-.PHONY: venv demo test bench lint format clean
+.PHONY: venv demo test bench lint format clean gguf-tools test-gguf
 
 $(STAMP):
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +22,21 @@ $(STAMP):
 	rm -f $(VENV)/.installed-* && touch $@
 
 venv: $(STAMP)
+
+# GGUF export tools: pip builds llama-cpp-python from its sdist (pip's wheel cache keeps the build;
+# pass other CMake flags in LLAMA_CMAKE_ARGS), then its converter is unpacked into the model cache.
+LLAMA_CMAKE_ARGS ?= -DLLAVA_BUILD=OFF
+GGUF_STAMP := $(VENV)/.gguf-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
+
+$(GGUF_STAMP): $(STAMP)
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[gguf]"
+	$(BIN)/python -m trainer.gguf_tools install
+	rm -f $(VENV)/.gguf-* && touch $@
+
+gguf-tools: $(GGUF_STAMP)
+
+test-gguf: gguf-tools
+	$(BIN)/python -m pytest -m gguf
 
 demo: venv
 	$(BIN)/socratic demo
