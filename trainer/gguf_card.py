@@ -9,6 +9,7 @@ system prompt the tutor was trained with and sampling defaults.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from trainer.gguf_tools import GGUFError
@@ -69,10 +70,12 @@ def gguf_model_card(manifest: dict[str, Any], info: dict[str, Any]) -> str:
         f"({e['verify']['new_tokens']} tokens) | {e['verify']['tokens_per_s']} |"
         for t, e in manifest["files"].items()
     ]
-    first = next(iter(manifest["files"].values()))["file"]
+    smallest = min(manifest["files"].values(), key=lambda e: e["bytes"])["file"]
+    base = info["tutor"].get("base_model") or ""
+    hub_base = "/" in base and not base.startswith(("/", ".", "~")) and not Path(base).exists()
     lines = [
         "---",
-        f"base_model: {manifest.get('base_model')}",
+        *([f"base_model: {base}"] if hub_base else []),  # a local path is no Hub reference
         "tags: [socratic-tutor, gguf, llama.cpp, ollama]",
         "---",
         "# Socratic tutor (GGUF)",
@@ -91,7 +94,7 @@ def gguf_model_card(manifest: dict[str, Any], info: dict[str, Any]) -> str:
         "```bash",
         "ollama create socratic-tutor -f Modelfile   # the smallest file, template, stop, system prompt",
         "ollama run socratic-tutor",
-        f"llama-server -m {first} --jinja   # llama.cpp: OpenAI-compatible on :8080",
+        f"llama-server -m {smallest} --jinja   # llama.cpp: OpenAI-compatible on :8080",
         "```",
         "",
         "Use the system prompt below (the `SYSTEM` of the Modelfile): the tutor was trained with it.",

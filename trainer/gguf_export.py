@@ -72,24 +72,9 @@ def export_gguf(export_dir: Path, types: list[str], prompt: str, max_new_tokens:
     info = check_export(export_dir)
     out, tmp = export_dir / "gguf", export_dir / ".gguf.partial"
     key = _key(info["tutor"], llama_cpp_version())
-    old = _read_json(out / "gguf.json")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
-    stem = info["tutor"].get("served_name_hint") or "socratic-tutor"
-    files, source = {}, None
-    for gtype in _build_order(types):
-        name = f"{stem}-{gtype.upper()}.gguf"
-        reused = _reuse(old, key, gtype, out / name, tmp / name)
-        if reused is not None:
-            files[gtype] = reused
-            continue
-        started = time.time()
-        if gtype in CONVERTER_TYPES:
-            convert(export_dir, tmp / name, gtype, tmp / "convert.log")
-        else:
-            source = source or _converter_source(export_dir, files, tmp)
-            quantize(source, tmp / name, gtype, tmp / "convert.log")
-        files[gtype] = {"file": name, "seconds": round(time.time() - started, 1)}
+    files = _build(export_dir, types, tmp, _read_json(out / "gguf.json"), key)
     for gtype in types:
         entry = files[gtype]
         if "verify" not in entry:
@@ -97,15 +82,66 @@ def export_gguf(export_dir: Path, types: list[str], prompt: str, max_new_tokens:
             entry.update(bytes=path.stat().st_size, sha256=file_digest(path))
             entry["verify"] = verify_gguf(path, info, prompt, max_new_tokens)
         _print_line(gtype, entry)
-    for temp in tmp.glob(".source-*.gguf"):
-        temp.unlink()
     manifest = _manifest(key, info, {t: files[t] for t in types})
     _write_extras(tmp, manifest, info)
     if out.exists():
         shutil.rmtree(out)
     tmp.rename(out)
-    print(f"gguf: {out} (Ollama: cd {out} && ollama create {stem} -f Modelfile)")
+    print(f"gguf: {out} (Ollama: cd {out} && ollama create socratic-tutor -f Modelfile)")
     return manifest
+
+
+def _build(export_dir: Path, types: list[str], tmp: Path, old: dict, key: str) -> dict:
+    """Convert / quantise each type into `tmp` (or reuse the earlier file); 16/32-bit first."""
+    stem = _read_json(export_dir / "tutor.json").get("served_name_hint") or "socratic-tutor"
+    model_dir, files, source = None, {}, None
+    for gtype in sorted(types, key=lambda t: t not in CONVERTER_TYPES):
+        name = f"{stem}-{gtype.upper()}.gguf"
+        reused = _reuse(old, key, gtype, export_dir / "gguf" / name, tmp / name)
+        if reused is not None:
+            files[gtype] = reused
+            continue
+        started = time.time()
+        model_dir = model_dir or converter_input(export_dir, tmp / "input")
+        if gtype in CONVERTER_TYPES:
+            convert(model_dir, tmp / name, gtype, tmp / "convert.log", stem)
+        else:
+            source = source or _quantiser_source(model_dir, files, tmp, stem)
+            quantize(source, tmp / name, gtype, tmp / "convert.log")
+        files[gtype] = {"file": name, "seconds": round(time.time() - started, 1)}
+    for temp in [tmp / "input", *tmp.glob(".source-*.gguf")]:
+        shutil.rmtree(temp) if temp.is_dir() else temp.unlink(missing_ok=True)
+    return files
+
+
+def converter_input(export_dir: Path, staged: Path) -> Path:
+    """The dir llama.cpp's converter reads: the export itself, or links to it with a fixed tokenizer.
+
+    A tokenizer that transformers rebuilt from a GGUF (SmolLM2 through `socratic model
+    import-gguf`) marks its byte-level BPE `byte_fallback` with a SentencePiece-style decoder; the
+    converter then takes it for a SentencePiece (llama) vocab, which llama.cpp cannot tokenize with
+    (it looks for <0xXX> byte tokens). A byte-level BPE never falls back to bytes, so the staged
+    copy says so and the converter writes the BPE (gpt2) vocab that the verify step compares.
+    """
+    tok = _read_json(export_dir / "tokenizer.json")
+    model, pre = tok.get("model") or {}, tok.get("pre_tokenizer") or {}
+    if not (
+        model.get("type") == "BPE" and model.get("byte_fallback") and pre.get("type") == "ByteLevel"
+    ):
+        return export_dir
+    staged.mkdir()
+    for item in export_dir.iterdir():
+        if item.is_file() and item.name != "tokenizer.json":
+            (staged / item.name).symlink_to(item.resolve())
+    model["byte_fallback"] = False
+    tok["decoder"] = {
+        "type": "ByteLevel",
+        "add_prefix_space": True,
+        "trim_offsets": True,
+        "use_regex": True,
+    }
+    (staged / "tokenizer.json").write_text(json.dumps(tok, ensure_ascii=False), encoding="utf-8")
+    return staged
 
 
 def unverified(manifest: dict) -> list[str]:
@@ -136,6 +172,7 @@ def check_export(export_dir: Path) -> dict[str, Any]:
     config = _read_json(export_dir / "config.json")
     return {
         "tutor": tutor,
+        "tokenizer": tokenizer,
         "template": template,
         "end_of_turn": end,
         "end_of_turn_id": tokenizer.convert_tokens_to_ids(end),
@@ -188,6 +225,12 @@ def verify_gguf(path: Path, info: dict[str, Any], prompt: str, max_new_tokens: i
         ]
         text = Jinja2ChatFormatter(template, info["end_of_turn"], "")(messages=messages).prompt
         tokens = llm.tokenize(text.encode("utf-8"), add_bos=True, special=True)
+        expected = info["tokenizer"](text, add_special_tokens=False)["input_ids"]
+        if tokens[-len(expected) :] != expected:
+            raise GGUFError(
+                f"{path}: llama.cpp tokenizes the verify prompt differently from the export's "
+                f"tokenizer ({len(tokens)} vs {len(expected)} tokens): the converted vocab is wrong"
+            )
         return _greedy(llm, tokens, eos_id, max_new_tokens) | {"prompt": prompt}
     finally:
         llm.close()
@@ -217,18 +260,13 @@ def _greedy(llm: Any, tokens: list[int], eos_id: int, max_new_tokens: int) -> di
     }
 
 
-def _build_order(types: list[str]) -> list[str]:
-    """16/32-bit files first: a requested one is the quantiser's source."""
-    return sorted(types, key=lambda t: t not in CONVERTER_TYPES)
-
-
-def _converter_source(export_dir: Path, files: dict, tmp: Path) -> Path:
+def _quantiser_source(model_dir: Path, files: dict, tmp: Path, stem: str) -> Path:
     """The quantiser's input: a requested 16/32-bit file, else a temporary f16 one."""
     for gtype in CONVERTER_TYPES:
         if gtype in files:
             return tmp / files[gtype]["file"]
     source = tmp / ".source-f16.gguf"
-    convert(export_dir, source, "f16", tmp / "convert.log")
+    convert(model_dir, source, "f16", tmp / "convert.log", stem)
     return source
 
 
@@ -250,7 +288,6 @@ def _manifest(key: str, info: dict[str, Any], files: dict[str, dict]) -> dict:
     return {
         "key": key,
         "llama_cpp_python": llama_cpp_version(),
-        "base_model": info["tutor"].get("base_model"),
         "end_of_turn": info["end_of_turn"],
         "end_of_turn_id": info["end_of_turn_id"],
         "files": files,

@@ -120,11 +120,11 @@ def _extract_converter(sdist: Path, out: Path) -> None:
         raise GGUFError(f"{sdist}: no {VENDOR}{CONVERTER} inside (not a llama-cpp-python sdist)")
 
 
-def convert(model_dir: Path, outfile: Path, outtype: str, log: Path) -> None:
+def convert(model_dir: Path, outfile: Path, outtype: str, log: Path, name: str) -> None:
     """Run llama.cpp's converter on a Hugging Face model dir; its output goes to `log`."""
     script = converter_dir() / CONVERTER
     cmd = [sys.executable, str(script), str(model_dir), "--outfile", str(outfile)]
-    cmd += ["--outtype", outtype]
+    cmd += ["--outtype", outtype, "--model-name", name]
     with log.open("a", encoding="utf-8") as f:
         f.write(f"$ {' '.join(cmd)}\n")
         f.flush()
