@@ -252,6 +252,7 @@ def _greedy(llm: Any, tokens: list[int], eos_id: int, max_new_tokens: int) -> di
     return {
         "reply": llm.detokenize(body).decode("utf-8", errors="replace"),
         "prompt_tokens": len(tokens),
+        "threads": llm.n_threads,
         "new_tokens": len(new),
         "max_new_tokens": max_new_tokens,
         "stopped": stopped,
