@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import time
 from pathlib import Path
@@ -275,7 +276,7 @@ def _reuse(old: dict, key: str, gtype: str, src: Path, dst: Path) -> dict | None
     entry = old.get("files", {}).get(gtype) if old.get("key") == key else None
     if not entry or not src.is_file() or src.stat().st_size != entry.get("bytes"):
         return None
-    src.rename(dst)
+    os.link(src, dst)  # the old dir stays whole until the new one replaces it
     print(f"gguf: {gtype}: reusing {src.name} (same export, same llama.cpp)")
     return entry
 

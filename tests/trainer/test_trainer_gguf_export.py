@@ -1,15 +1,18 @@
 """GGUF export end to end on the real small model (make test-gguf; needs the gguf extra and
-llama.cpp's converter): SmolLM2-135M-Instruct LoRA-trained for 2 steps with
-configs/smollm2-135m-cpu.yaml, then `socratic export --gguf f16,q4_k_m` writes both files with
-llama.cpp's converter and quantiser, each loads in llama.cpp and stops at <|im_end|> on the verify
-prompt (also through llama-cpp-python's own chat API), the GGUF metadata holds the export's ChatML
-template and eos = <|im_end|>, the Modelfile points at the smaller file with the tutor's prompt, a
-rerun reuses the files, a truncated or foreign input fails with one line, and the files are pushed
-to REPO-gguf (fake Hub on 127.0.0.1) without the token in any file."""
+llama.cpp's converter): a run of configs/smollm2-135m-cpu.yaml whose LoRA adapter is freshly
+initialised (B = 0, so the merge is SmolLM2-135M-Instruct itself and every greedy reply is
+reproducible; learning is tested elsewhere). `socratic export --gguf f16,q4_k_m` writes both files
+with llama.cpp's converter and quantiser; each loads in llama.cpp and stops at <|im_end|> on the
+verify prompt (also through llama-cpp-python's own chat API), the f16 reply equals the
+transformers reply, the GGUF metadata holds the export's ChatML template and eos = <|im_end|>,
+the Modelfile points at the smaller file with the tutor's prompt, a rerun reuses the files,
+`export.gguf` alone (q8_0, no 16-bit file asked) works, a truncated or foreign input fails with
+one line, and the files are pushed to REPO-gguf (fake Hub on 127.0.0.1) without the token."""
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 
 import pytest
@@ -25,26 +28,44 @@ pytestmark = pytest.mark.gguf
 TYPES = {"f16": 1, "q4_k_m": 15}  # llama_ftype written as general.file_type
 
 
+# The base SmolLM2 (and both GGUFs) answer this one briefly and stop; 135M at q4_k_m rambles on
+# the preset's physics question.
+PROMPT = "What is the capital of France?"
+EXPORT_ARGS = ["--gguf", "f16,q4_k_m", f"export.verify_prompt={PROMPT}"]
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    """configs/smollm2-135m-cpu.yaml for 2 optimizer steps: a real adapter, for the mechanics."""
+    """A run dir of the SmolLM2 preset holding a freshly initialised LoRA adapter (B = 0)."""
     pytest.importorskip("llama_cpp")
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
     from trainer.gguf_import import bundled_model_dir
-    from trainer.train import train
+    from trainer.train import check_special_tokens
 
     try:
-        bundled_model_dir()
+        base = bundled_model_dir()
     except TrainError as e:
         pytest.skip(str(e))
     out = tmp_path_factory.mktemp("smol") / "run"
-    overrides = [f"train.output_dir={out}", "train.max_steps=2", "export.after_train=false"]
-    return train(load_config(CONFIGS_DIR / "smollm2-135m-cpu.yaml", overrides, env={}))
+    cfg = load_config(CONFIGS_DIR / "smollm2-135m-cpu.yaml", [f"model.name={base}"], env={})
+    lora = LoraConfig(
+        r=cfg.lora.r, lora_alpha=cfg.lora.alpha, target_modules=cfg.lora.target_modules
+    )
+    get_peft_model(AutoModelForCausalLM.from_pretrained(base), lora).save_pretrained(
+        out / "adapter"
+    )
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    check_special_tokens(tokenizer)  # the pad the trainer picks (SmolLM2 ships pad == eos)
+    tokenizer.save_pretrained(out / "adapter")
+    (out / "config.yaml").write_text(cfg.to_yaml())
+    return out
 
 
 @pytest.fixture(scope="module")
 def gguf_dir(run):
-    # --allow-unverified: 2 steps decide nothing about the merged model; the GGUFs are asserted below
-    assert main(["export", "--run", str(run), "--gguf", "f16,q4_k_m", "--allow-unverified"]) == 0
+    assert main(["export", "--run", str(run), *EXPORT_ARGS]) == 0  # verified: exit 0
     return run / "export" / "gguf"
 
 
@@ -62,6 +83,8 @@ def test_both_files_load_in_llama_cpp_and_stop_at_end_of_turn(gguf_dir):
         assert verify["stopped"] and 0 < verify["new_tokens"] < verify["max_new_tokens"]
         assert verify["reply"].strip() and verify["tokens_per_s"] > 0
     assert files["q4_k_m"]["bytes"] < 0.6 * files["f16"]["bytes"]
+    merged = json.loads((gguf_dir.parent / "verify.json").read_text())
+    assert files["f16"]["verify"]["reply"] == merged["reply"]  # llama.cpp == transformers
     left = {p.name for p in gguf_dir.iterdir()}
     assert left == {f["file"] for f in files.values()} | {
         "Modelfile",
@@ -123,7 +146,7 @@ def test_rerun_reuses_the_files(gguf_dir, run, capsys):
         e["file"]: (gguf_dir / e["file"]).stat().st_ino
         for e in manifest(gguf_dir)["files"].values()
     }
-    assert main(["export", "--run", str(run), "--gguf", "f16,q4_k_m", "--allow-unverified"]) == 0
+    assert main(["export", "--run", str(run), *EXPORT_ARGS]) == 0
     assert capsys.readouterr().out.count("reusing") == 3  # the merged export and both files
     after = {
         e["file"]: (gguf_dir / e["file"]).stat().st_ino
@@ -132,10 +155,23 @@ def test_rerun_reuses_the_files(gguf_dir, run, capsys):
     assert after == before
 
 
-def _copy_export(src, dst, weights):
-    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("*.safetensors", "gguf", "adapter"))
-    (dst / "model.safetensors").write_bytes(weights)
+def _copy_export(src, dst, weights=None):
+    """A copy of the export (hard links; tutor.json's export_key says "reuse me")."""
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("gguf"), copy_function=os.link)
+    if weights is not None:
+        (dst / "model.safetensors").unlink()
+        (dst / "model.safetensors").write_bytes(weights)
     return dst
+
+
+def test_config_key_alone_and_a_quantised_type_without_a_16_bit_file(gguf_dir, run, tmp_path):
+    out = _copy_export(run / "export", tmp_path / "q8")
+    args = ["export", "--run", str(run), "--out", str(out), "export.gguf=[q8_0]"]
+    assert main([*args, f"export.verify_prompt={PROMPT}"]) == 0
+    files = manifest(out / "gguf")["files"]
+    assert list(files) == ["q8_0"] and files["q8_0"]["verify"]["stopped"]
+    ggufs = [p.name for p in (out / "gguf").iterdir() if p.name.endswith(".gguf")]
+    assert ggufs == [files["q8_0"]["file"]]  # the temporary f16 source is gone
 
 
 def test_truncated_export_is_one_line(gguf_dir, run, tmp_path, capsys):
@@ -143,15 +179,15 @@ def test_truncated_export_is_one_line(gguf_dir, run, tmp_path, capsys):
     cut = _copy_export(run / "export", tmp_path / "cut", weights[: len(weights) // 3])
     capsys.readouterr()
     args = ["export", "--run", str(run), "--out", str(cut), "--gguf", "f16"]
-    assert main(args) == 2
+    assert main([*args, f"export.verify_prompt={PROMPT}"]) == 2
     err = capsys.readouterr().err.strip()
     assert "truncated or corrupt safetensors" in err and "\n" not in err
     assert not (cut / "gguf").exists() and not (cut / ".gguf.partial").exists()
 
 
 def test_foreign_template_and_foreign_or_truncated_gguf_are_one_line(gguf_dir, run, tmp_path):
-    weights = (run / "export" / "model.safetensors").read_bytes()
-    other = _copy_export(run / "export", tmp_path / "llama3", weights)
+    other = _copy_export(run / "export", tmp_path / "llama3")
+    (other / "chat_template.jinja").unlink()  # a hard link: never write through it
     (other / "chat_template.jinja").write_text(
         "{% for m in messages %}<|start_header_id|>{{ m.role }}<|end_header_id|>\n\n"
         "{{ m.content }}<|eot_id|>{% endfor %}"
