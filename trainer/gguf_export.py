@@ -72,7 +72,7 @@ def export_gguf(export_dir: Path, types: list[str], prompt: str, max_new_tokens:
     export_dir = Path(export_dir)
     info = check_export(export_dir)
     out, tmp = export_dir / "gguf", export_dir / ".gguf.partial"
-    key = _key(info["tutor"], llama_cpp_version())
+    key = _key(info["tutor"], llama_cpp_version(), prompt, max_new_tokens)
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     files = _build(export_dir, types, tmp, _read_json(out / "gguf.json"), key)
@@ -281,8 +281,13 @@ def _reuse(old: dict, key: str, gtype: str, src: Path, dst: Path) -> dict | None
     return entry
 
 
-def _key(tutor: dict, version: str) -> str:
-    parts = {"export_key": tutor.get("export_key"), "llama_cpp_python": version}
+def _key(tutor: dict, version: str, prompt: str, max_new_tokens: int) -> str:
+    """What decides the files and their verify records: the export, llama.cpp, the verify run."""
+    parts = {
+        "export_key": tutor.get("export_key"),
+        "llama_cpp_python": version,
+        "verify": [prompt, max_new_tokens],
+    }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
