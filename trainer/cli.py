@@ -4,6 +4,7 @@ trainer.export. Only argparse-level code is imported here; torch loads inside th
     socratic train --config configs/tiny-cpu.yaml train.epochs=2
     socratic export --run runs/tiny --out runs/tiny/export --push-to-hub you/tutor-tiny
     socratic export --run runs/tiny export.dtype=bfloat16 --allow-unverified
+    socratic export --run runs/smollm2 --gguf f16,q4_k_m
     accelerate launch --num_processes 2 -m trainer.cli train --config configs/qwen2.5-7b-qlora.yaml
 """
 
@@ -52,6 +53,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="keep and push the export even when verify generation does not stop at <|im_end|> "
         "(default: exit 1, nothing pushed; config export.allow_unverified)",
+    )
+    e.add_argument(
+        "--gguf",
+        default=None,
+        metavar="TYPES",
+        help="comma-separated GGUF files to write into EXPORT/gguf with an Ollama Modelfile, "
+        "each verified in llama.cpp: f16, bf16, f32 (llama.cpp's converter), q8_0, q6_k, q5_k_m, "
+        "q4_k_m, q4_0 (its quantiser), e.g. f16,q4_k_m; pushed to REPO_ID-gguf "
+        "(default: export.gguf, none; needs the gguf extra, docs/training.md)",
     )
     e.add_argument(
         "overrides",
@@ -103,6 +113,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             args.private,
             allow_unverified=args.allow_unverified,
             overrides=args.overrides,
+            gguf=args.gguf,
         )
     except (PushError, UnverifiedExportError) as err:
         raise CommandError(str(err), code=1) from None

@@ -26,6 +26,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 ENV_PREFIX = "SOCRATIC_"
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+# GGUF files `export.gguf` can ask for: llama.cpp's converter writes the first three, its
+# quantiser the others (trainer.gguf_export).
+GGUFType = Literal["f16", "bf16", "f32", "q8_0", "q6_k", "q5_k_m", "q4_k_m", "q4_0"]
 
 
 class TrainError(ValueError):
@@ -112,6 +115,9 @@ class ExportConfig(_Section):
     verify_max_new_tokens: int = Field(128, ge=1)
     allow_unverified: bool = Field(
         False, description="export (and push) even when verify generation does not stop"
+    )
+    gguf: list[GGUFType] = Field(
+        default_factory=list, description="GGUF files beside the export, e.g. [f16, q4_k_m]"
     )
 
 

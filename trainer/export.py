@@ -19,6 +19,9 @@ nothing is pushed, unless `allow_unverified` (`--allow-unverified`, `export.allo
 has trained in a process, its class-level patches (e.g. `Qwen2ForCausalLM.forward`, whose decode
 path reads `max_seq_length`, set only on models Unsloth loaded) break `generate` on the freshly
 loaded merged model, so the verify step must not run in that process.
+
+`gguf` (`--gguf f16,q4_k_m`, `export.gguf`) adds llama.cpp files and an Ollama Modelfile in
+`export/gguf/`, verified the same way before anything is pushed (trainer.gguf_export).
 """
 
 from __future__ import annotations
@@ -64,12 +67,14 @@ def export_run(
     private: bool = False,
     allow_unverified: bool = False,
     overrides: list[str] | None = None,
+    gguf: str | list[str] | None = None,
 ) -> Path:
     """Merge, save and verify `run_dir`'s adapter; optionally push. Returns the export dir.
 
     `overrides` are `export.key=value` pairs applied over the run's saved config. Raises
     `UnverifiedExportError` (after writing the export, before any push) when the verify generation
-    did not stop, unless `allow_unverified` or `export.allow_unverified` is true.
+    did not stop, unless `allow_unverified` or `export.allow_unverified` is true. `gguf` (types,
+    default `export.gguf`) also writes and verifies GGUF files, pushed to `REPO_ID-gguf`.
     """
     run = Path(run_dir)
     adapter = run / "adapter"
@@ -79,6 +84,9 @@ def export_run(
         if not item.startswith("export."):
             raise ConfigError(f"override '{item}': only export.* keys apply to an export")
     cfg = load_config(run / "config.yaml", overrides or [], env={})
+    from trainer.gguf_export import gguf_types
+
+    types = gguf_types(cfg.export.gguf if gguf is None else gguf)  # before a long merge
     summary = _read_json(run / "train_summary.json")
     if (run / "evaluation.json").is_file():  # optional: results saved by the evaluation stage
         summary["evaluation"] = _read_json(run / "evaluation.json")
@@ -96,16 +104,19 @@ def export_run(
             f"{report.get('max_new_tokens')} new tokens; export kept, nothing pushed "
             "(train longer, or accept it with --allow-unverified / export.allow_unverified=true)"
         )
+    if types:
+        _export_gguf(out, cfg, types, allow_unverified or cfg.export.allow_unverified)
     if push_to_hub:
         from trainer.push import push_export
 
         try:
-            push_export(out, push_to_hub, private=private)
+            push_export(out, push_to_hub, private=private, gguf=bool(types))
         except Exception as err:
             raise PushError(
                 f"push to {push_to_hub} failed ({err}); the export is intact at {out}; retry with: "
                 f"socratic export --run {run} --out {out} --push-to-hub {push_to_hub}"
                 + (" --private" if private else "")
+                + (f" --gguf {','.join(types)}" if types else "")
             ) from err
     return out
 
@@ -138,6 +149,19 @@ def export_in_child(
     if out is None:
         out = Path(load_config(run / "config.yaml", env={}).export.out_dir or run / "export")
     return out
+
+
+def _export_gguf(out: Path, cfg: Config, types: list[str], allowed: bool) -> None:
+    """GGUF files of the export (trainer.gguf_export); UnverifiedExportError when one never stops."""
+    from trainer.gguf_export import export_gguf, unverified
+
+    manifest = export_gguf(out, types, cfg.export.verify_prompt, cfg.export.verify_max_new_tokens)
+    if (bad := unverified(manifest)) and not allowed:
+        raise UnverifiedExportError(
+            f"{out / 'gguf'}: {', '.join(bad)} did not stop at {END_OF_TURN} in llama.cpp within "
+            f"{cfg.export.verify_max_new_tokens} new tokens; files kept, nothing pushed "
+            "(accept them with --allow-unverified / export.allow_unverified=true)"
+        )
 
 
 def export_key(cfg: Config, adapter_sha256: str) -> str:

@@ -1,6 +1,7 @@
 """Push an export to the Hugging Face Hub, and write its model card.
 
-Merged weights go to `REPO_ID`, the adapter alone to `REPO_ID-lora`. Needs `HF_TOKEN`; transient
+Merged weights go to `REPO_ID`, the adapter alone to `REPO_ID-lora`, the GGUF files (when asked)
+to `REPO_ID-gguf`. Needs `HF_TOKEN`; transient
 errors (connection problems, HTTP 429 and 5xx) are retried with exponential backoff, anything else
 fails at once. `HF_ENDPOINT` points huggingface_hub at another server (the tests use a local one).
 """
@@ -20,9 +21,14 @@ BASE_DELAY = 2.0  # seconds before the first retry; doubles each time
 
 
 def push_export(
-    export_dir: str | Path, repo_id: str, private: bool = False, attempts: int = 4
+    export_dir: str | Path,
+    repo_id: str,
+    private: bool = False,
+    attempts: int = 4,
+    gguf: bool = False,
 ) -> dict[str, str]:
-    """Upload merged model to `repo_id` and `adapter/` to `repo_id-lora`; returns commit URLs."""
+    """Upload merged model to `repo_id`, `adapter/` to `repo_id-lora` and, with `gguf`, `gguf/`
+    (files, Modelfile, card; not the conversion log) to `repo_id-gguf`; returns commit URLs."""
     from huggingface_hub import HfApi
 
     token = os.environ.get("HF_TOKEN")
@@ -31,10 +37,13 @@ def push_export(
     export = Path(export_dir)
     api = HfApi(token=token, endpoint=os.environ.get("HF_ENDPOINT"))  # read at call time
     urls = {}
-    for repo, folder, ignore in (
-        (repo_id, export, ["adapter/*", "*.partial/*"]),
+    targets = [
+        (repo_id, export, ["adapter/*", "gguf/*", "*.partial/*"]),
         (f"{repo_id}-lora", export / "adapter", None),
-    ):
+    ]
+    if gguf:
+        targets.append((f"{repo_id}-gguf", export / "gguf", ["*.log"]))
+    for repo, folder, ignore in targets:
         retry(lambda r=repo: api.create_repo(r, private=private, exist_ok=True), attempts)
         info = retry(
             lambda r=repo, f=folder, i=ignore: api.upload_folder(

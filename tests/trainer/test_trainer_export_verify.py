@@ -43,7 +43,9 @@ def untrained_run(tmp_path_factory, tiny_base):
 @pytest.fixture
 def pushes(monkeypatch):
     calls = []
-    monkeypatch.setattr(trainer.push, "push_export", lambda out, repo, private: calls.append(repo))
+    monkeypatch.setattr(
+        trainer.push, "push_export", lambda out, repo, private, **kw: calls.append(repo)
+    )
     return calls
 
 

@@ -69,7 +69,7 @@ class FakeHub(BaseHTTPRequestHandler):
                 item = json.loads(line)
                 if item["key"] == "file":
                     files[item["value"]["path"]] = base64.b64decode(item["value"]["content"])
-            self.commits[repo] = files
+            self.commits.setdefault(repo, {}).update(files)  # a repo keeps earlier commits
             oid = "a" * 40
             return self._reply(200, {"commitUrl": f"{base}/{repo}/commit/{oid}", "commitOid": oid})
         self._reply(404, {"error": "not here"})
