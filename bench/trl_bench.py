@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -230,7 +231,19 @@ def peak_memory_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
+def torch_threads() -> int | None:
+    """1 when the machine is already busy (load average above its core count): two threads that
+    wait on each other while one is descheduled waste more than they gain. None = torch's
+    default (every core)."""
+    cores = len(os.sched_getaffinity(0))
+    return 1 if os.getloadavg()[0] > cores else None
+
+
 def child(args: argparse.Namespace) -> None:
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     out = Path(args.out).with_suffix("")
     trainer, meter = build_trainer(args, out)
     trainer.train()
@@ -262,7 +275,10 @@ def run(quick: bool) -> dict[str, Any]:
 
     if not torch.cuda.is_available():
         settings = {"preset": "configs/smollm2-135m-cpu.yaml", "model": "smollm2", "seq_len": 512,
-                    "batch": 4, "grad_accum": 1, "steps": 4 if quick else 8}  # fmt: skip
+                    "batch": 4, "grad_accum": 1, "steps": 3 if quick else 6,
+                    "threads": torch_threads()}  # fmt: skip
+        if settings["threads"]:
+            print(f"busy machine (load {os.getloadavg()[0]:.1f}): 1 torch thread per variant")
         return compare(quick, settings)
     from bench.data_bench import make_corpus
     from bench.train_bench import write_qwen7b_random
@@ -339,6 +355,7 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=4, help="sequences per micro-batch (default: 4)")
     p.add_argument("--grad-accum", type=int, default=1, help="micro-batches per step (default: 1)")
     p.add_argument("--steps", type=int, default=5, help="optimizer steps, first = warm-up (5)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     child(p.parse_args())
 
 

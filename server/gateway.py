@@ -10,6 +10,7 @@ Every error answers an OpenAI-style body {"error": {"message", "type", "code", "
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -20,7 +21,7 @@ from typing import Any
 
 import aiohttp
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -98,11 +99,23 @@ def create_app(settings: Settings, client: aiohttp.ClientSession | None = None) 
     async def metrics_route() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    @app.post(CHAT_ROUTE)
-    async def chat(request: Request) -> Response:
-        return await handle_chat(request, settings, metrics, limiter)
+    app.router.add_route(CHAT_ROUTE, ChatRoute(settings, metrics, limiter), methods=["POST"])
 
     return app
+
+
+class ChatRoute:
+    """POST /v1/chat/completions as a plain ASGI app: Starlette routes to it (and its exception
+    handlers still apply), FastAPI's request parsing and dependency solving stay out of the hot
+    path; `handle_chat` reads the body itself. (Starlette wraps functions, not other callables.)"""
+
+    def __init__(self, settings: Settings, metrics: Metrics, limiter: KeyLimiter):
+        self.settings, self.metrics, self.limiter = settings, metrics, limiter
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        request = Request(scope, receive)
+        response = await handle_chat(request, self.settings, self.metrics, self.limiter)
+        await response(scope, receive, send)
 
 
 def error_response(
@@ -195,27 +208,47 @@ async def handle_chat(
             release()
         resp.close()
 
-    return RelayResponse(
-        events,
-        on_close,
-        media_type="text/event-stream",
-        headers={REQUEST_ID: rid, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    headers = {REQUEST_ID: rid, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return RelayResponse(events, on_close, headers)
 
 
-class RelayResponse(StreamingResponse):
-    """A stream that always runs `on_close`: Starlette may cancel a stream on a client's
-    disconnect before its generator ever ran, and then the generator's `finally` never runs."""
+class RelayResponse(Response):
+    """An event stream relayed from `content`, which always runs `on_close` (also when the client
+    hangs up before the relay ever ran). A second plain asyncio task watches for the client's
+    disconnect and cancels the relay at once; Starlette's StreamingResponse spends an anyio task
+    group and cancel scope per response on the same job."""
 
-    def __init__(self, content: Any, on_close: Callable[[], Any], **kwargs: Any):
-        super().__init__(content, **kwargs)
-        self.on_close = on_close
+    def __init__(self, content: Any, on_close: Callable[[], Any], headers: dict[str, str]):
+        self.content, self.on_close = content, on_close
+        self.status_code, self.media_type, self.background = 200, "text/event-stream", None
+        self.init_headers(headers)  # no body: no content-length
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        relay = asyncio.ensure_future(self._relay(send))
+        watch = asyncio.ensure_future(_cancel_on_disconnect(receive, relay))
         try:
-            await super().__call__(scope, receive, send)
+            await asyncio.wait((relay,))
         finally:
+            relay.cancel()
+            watch.cancel()
+            await asyncio.gather(relay, watch, return_exceptions=True)
             await self.on_close()
+        if not relay.cancelled() and relay.exception() is not None:
+            raise relay.exception()
+
+    async def _relay(self, send: Any) -> None:
+        start = {"type": "http.response.start", "status": self.status_code}
+        await send({**start, "headers": self.raw_headers})
+        async for chunk in self.content:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def _cancel_on_disconnect(receive: Any, task: asyncio.Future) -> None:
+    """Cancel `task` the moment the client hangs up (no later wake-up in between)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    task.cancel()
 
 
 async def stream_events(
@@ -248,6 +281,9 @@ async def stream_events(
         status, error = e.status, e.code
         metrics.engine_errors.labels(e.code).inc()
         yield f"data: {json.dumps(e.body())}\n\n".encode()
+    except (asyncio.CancelledError, GeneratorExit):  # the client left mid-stream
+        status, error = 499, "client_disconnected"
+        raise
     finally:
         release()
         log["completion_tokens"] = completion
