@@ -1,7 +1,7 @@
 # socratic-tutor: `make demo` and `make test` set up .venv by themselves.
 #   make demo    train the tiny tutor on CPU, export, serve it, chat once, evaluate (a few minutes)
 #   make test    the whole test suite (CPU, offline)
-#   make bench   the CPU benchmarks, quick mode
+#   make bench   the CPU benchmarks and the peer comparisons (TRL, LiteLLM, nginx, vLLM), quick
 #   make lint    ruff check + format check
 PYTHON ?= python3
 VENV   := .venv
@@ -30,7 +30,7 @@ test: venv
 	$(BIN)/python -m pytest
 
 bench: venv
-	$(BIN)/socratic bench all --quick
+	$(BIN)/socratic bench all --quick --vs-trl --peers --vllm
 
 lint: venv
 	$(BIN)/ruff check .

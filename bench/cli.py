@@ -42,7 +42,9 @@ def register(root: argparse._SubParsersAction) -> None:
         help="which benchmark (all = every one; train runs the CUDA variants when a GPU is present)",
     )
     p.add_argument(
-        "--quick", action="store_true", help="smaller sizes for a run of a minute or two"
+        "--quick",
+        action="store_true",
+        help="smaller sizes: a few minutes per benchmark on an idle machine",
     )
     p.add_argument(
         "--vs-trl",

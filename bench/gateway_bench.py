@@ -8,8 +8,9 @@ Three processes: the fake upstream (fixed latency, N streamed chunks), the gatew
 load client (aiohttp, one connection per request in flight). Per cell: p50/p99 latency, time to
 first chunk, requests/s; and the ratios gateway/direct. Goal: p50 added latency <= 1 ms and
 throughput ratio >= 0.9 at 64 concurrent streams. On a machine with few cores the three processes
-compete for them, so the CPU time the gateway process spends per request (read from /proc) is
-reported too: it is what the gateway costs, whatever else runs.
+compete for them: the gateway is pinned to one core and the upstream and the client to another
+(`Cores`), and the CPU time the gateway process spends per timed request (read from /proc, warm-up
+excluded) is reported too: it is what the gateway costs, whatever else runs.
 """
 
 from __future__ import annotations

@@ -85,7 +85,7 @@ class TrainSection(_Section):
     max_grad_norm: float = Field(1.0, gt=0)
     optim: str = "adamw_torch"
     loss_chunk_tokens: int = Field(
-        1024,
+        256,
         ge=0,
         description="hf backend: labelled tokens per LM-head chunk of the loss (never the full "
         "logits); 0 = the model's own loss over full logits",

@@ -2,7 +2,7 @@
 time, never the full `[tokens x vocab]` logits.
 
     from trainer.loss import use_chunked_loss
-    use_chunked_loss(peft_model, chunk_tokens=1024)   # before building the Trainer
+    use_chunked_loss(peft_model, chunk_tokens=256)   # before building the Trainer
     model(input_ids=..., labels=..., position_ids=...).loss     # same value, far less memory
 
 The model's own loss projects every position through the LM head and keeps the float logits,
