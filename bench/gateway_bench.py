@@ -8,9 +8,9 @@ Three processes: the fake upstream (fixed latency, N streamed chunks), the gatew
 load client (aiohttp, one connection per request in flight). Per cell: p50/p99 latency, time to
 first chunk, requests/s; and the ratios gateway/direct. Goal: p50 added latency <= 1 ms and
 throughput ratio >= 0.9 at 64 concurrent streams. On a machine with few cores the three processes
-compete for them: the gateway is pinned to one core and the upstream and the client to another
-(`Cores`), and the CPU time the gateway process spends per timed request (read from /proc, warm-up
-excluded) is reported too: it is what the gateway costs, whatever else runs.
+compete for them (SOCRATIC_BENCH_PIN=1 pins them apart, see `Cores`), so the CPU time the gateway
+process spends per timed request (read from /proc, warm-up excluded) is reported too: it is what
+the gateway costs, whatever else runs.
 """
 
 from __future__ import annotations
@@ -90,10 +90,17 @@ def measure(
     return asyncio.run(_load(url, c, n, {**BODY, "stream": stream}, pid, headers))
 
 
+# SOCRATIC_BENCH_PIN=1: pin the server under test to one core, the upstream and the load client
+# to another. For a dedicated machine, where the client could starve the servers; on a shared
+# one it only adds run-queue waits (measured: +30-60 ms per 16-chunk stream on a busy core).
+PIN = os.environ.get("SOCRATIC_BENCH_PIN") == "1"
+
+
 @dataclass(frozen=True)
 class Cores:
-    """Where each process runs: the server under test alone on one core when there are two or
-    more, the upstream and the load client on another (None = not pinned)."""
+    """Where each process runs (None = wherever the scheduler puts it): with SOCRATIC_BENCH_PIN=1
+    and two or more cores, the server under test alone on one, the upstream and the client on
+    another."""
 
     proxy: int | None = None
     upstream: int | None = None
@@ -102,7 +109,7 @@ class Cores:
     @classmethod
     def layout(cls) -> Cores:
         cpus = sorted(os.sched_getaffinity(0))
-        if len(cpus) < 2:
+        if not PIN or len(cpus) < 2:
             return cls()
         return cls(cpus[0], cpus[1], cpus[2] if len(cpus) > 2 else cpus[1])
 

@@ -7,9 +7,9 @@ nginx (a plain reverse proxy), streaming and not, at 1, 16 and 64 concurrent req
 The proxies each get the same upstream (bench/fake_upstream.py: 50 ms per response, 16 chunks)
 and a client key where they check one (the gateway and LiteLLM). The figure that holds on a
 small shared machine is the CPU time the proxy's processes (with their threads and workers)
-spend per request; latencies and throughput are reported too. Cores: every proxy is pinned to
-one core and the upstream and the load client to another (bench.gateway_bench.Cores), so the
-client never takes the proxy's core; each proxy is measured alone. LiteLLM and nginx are
+spend per request; latencies and throughput are reported too. Each proxy is measured alone;
+SOCRATIC_BENCH_PIN=1 pins every proxy to one core and the upstream and the client to another
+(bench.gateway_bench.Cores: for a dedicated machine; on a shared one pinning adds waits). LiteLLM and nginx are
 installed by bench.peers on first use; a peer that cannot be installed is reported as skipped.
 Goals, streaming at 16: gateway CPU per request <= 0.5 x LiteLLM's and <= 5 x nginx's; added
 p50 <= 1 ms.

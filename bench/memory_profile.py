@@ -3,18 +3,22 @@ the profile behind the peak-memory figures of `socratic bench train --vs-trl`.
 
     python -m bench.memory_profile                          # SmolLM2-135M, 4 x 512 packed tokens
     python -m bench.memory_profile --full-logits --seq-len 512 --batch 4
+    python -m bench.memory_profile --checkpointing   # only what checkpointing keeps is counted
 
 One packed batch of the bundled sample, built by the project's own data path, goes through the
 hf backend's LoRA model once, forward and backward. Every tensor autograd saves is counted once
 (by storage; the frozen weights it also saves are not activations and are left out), under the
 innermost module running when it was saved: attention (q/k/v/o projections and their LoRA
 adapters, rotary, SDPA), MLP (gate/up/down and the activation), norms, embeddings, and the loss
-(the LM head and cross-entropy). Sizes in MiB.
+(the LM head and cross-entropy). Sizes in MiB; then the process's resident memory with model and
+data loaded, and its peak over the step.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import resource
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -76,6 +80,9 @@ def main() -> None:
     p.add_argument("--seq-len", type=int, default=512, help="tokens per bin (default: 512)")
     p.add_argument("--batch", type=int, default=4, help="bins per batch (default: 4)")
     p.add_argument("--full-logits", action="store_true", help="the model's own loss (no chunks)")
+    p.add_argument(
+        "--checkpointing", action="store_true", help="gradient checkpointing on (TRL's default)"
+    )
     args = p.parse_args()
 
     from transformers import AutoTokenizer
@@ -89,6 +96,8 @@ def main() -> None:
     overrides = [f"model.name={args.model}", f"data.max_seq_len={args.seq_len}"]
     if args.full_logits:
         overrides.append("train.loss_chunk_tokens=0")
+    if args.checkpointing:
+        overrides.append("model.gradient_checkpointing=true")
     cfg = load_config("configs/smollm2-135m-cpu.yaml", overrides, env={})
     base = resolve_base(cfg.model.name, Path(cfg.train.output_dir))
     model = load_model(cfg, base)
@@ -96,6 +105,7 @@ def main() -> None:
     check_special_tokens(tokenizer)
     data = build_datasets(cfg, tokenizer)
     batch = Collator(tokenizer.pad_token_id, True)(data["train"][: args.batch])
+    loaded = rss_gib()
     sizes = saved_by_kind(model, batch)
     tokens = batch["input_ids"].numel()
     total = sum(sizes.values())
@@ -106,6 +116,16 @@ def main() -> None:
         ["module kind", "MiB", "KiB per token"],
         rows,
     )
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    print(
+        f"resident: {loaded:.2f} GiB with model and data loaded, peak {peak:.2f} GiB over the step"
+    )
+
+
+def rss_gib() -> float:
+    """This process's resident memory now, in GiB."""
+    pages = int(open("/proc/self/statm").read().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**30
 
 
 if __name__ == "__main__":
