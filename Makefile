@@ -2,7 +2,7 @@
 #   make demo    train the real small tutor on CPU, export, serve it and its base, chat, evaluate
 #   make test    the whole test suite (CPU, offline; builds .venv-vllm first: the vLLM tests need it)
 #   make vllm    vLLM's CPU build in a venv of its own, .venv-vllm (server/engine.py finds it there)
-#   make bench   the CPU benchmarks, quick mode
+#   make bench   the CPU benchmarks and the peer comparisons (TRL, LiteLLM, nginx, vLLM), quick
 #   make lint    ruff check + format check
 #   make webui   the chat page's libraries from npm (server/webui/static/vendor; make test needs it)
 #   make browser Debian's chromium (+ node, npm) for the browser tests, then make webui (apt, root)
@@ -79,7 +79,7 @@ test: venv vllm webui
 	SOCRATIC_REQUIRE_VLLM=1 $(BIN)/python -m pytest
 
 bench: venv
-	$(BIN)/socratic bench all --quick
+	$(BIN)/socratic bench all --quick --vs-trl --peers --vllm
 
 lint: venv
 	$(BIN)/ruff check .

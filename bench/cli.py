@@ -1,10 +1,13 @@
 """`socratic bench <name> [--quick] [--out FILE.json]`: run one benchmark, or `all`.
 
     socratic bench gateway --quick
-    socratic bench all --quick        # what `make bench` runs
+    socratic bench train --vs-trl     # the trainer against TRL's SFTTrainer
 
-Each benchmark module exposes `run(quick: bool) -> dict` (its figures); this module prints where
-the JSON went. Heavy imports happen inside the benchmark modules.
+    socratic bench all --quick --vs-trl --peers --vllm   # what `make bench` runs
+
+Each benchmark module, and each comparison module behind a flag (--vs-trl: bench/trl_bench.py,
+--peers: bench/gateway_peers.py, --vllm: bench/gateway_vllm.py), exposes `run(quick: bool) ->
+dict` (its figures); this module prints where the JSON went. Heavy imports happen inside them.
 """
 
 from __future__ import annotations
@@ -12,6 +15,12 @@ from __future__ import annotations
 import argparse
 import importlib
 
+# Comparisons with what a user would pick instead: flag -> (benchmark, module, JSON name).
+COMPARISONS = {
+    "vs_trl": ("train", "bench.trl_bench", "train-vs-trl"),
+    "peers": ("gateway", "bench.gateway_peers", "gateway-peers"),
+    "vllm": ("gateway", "bench.gateway_vllm", "gateway-vllm"),
+}
 BENCHMARKS = {
     "gateway": "gateway overhead: p50/p99 latency, first chunk, req/s direct vs through the gateway",
     "data": "tokenise + mask + pack 20,000 conversations; real-token share packed vs padded",
@@ -34,7 +43,27 @@ def register(root: argparse._SubParsersAction) -> None:
         help="which benchmark (all = every one; train runs the CUDA variants when a GPU is present)",
     )
     p.add_argument(
-        "--quick", action="store_true", help="smaller sizes for a run of a minute or two"
+        "--quick",
+        action="store_true",
+        help="smaller sizes: a few minutes per benchmark on an idle machine",
+    )
+    p.add_argument(
+        "--vs-trl",
+        action="store_true",
+        help="train: the project's trainer against TRL's SFTTrainer (best-practice and default "
+        "setups; JSON train-vs-trl.json)",
+    )
+    p.add_argument(
+        "--peers",
+        action="store_true",
+        help="gateway: direct vs the gateway vs LiteLLM's proxy vs nginx, CPU per request "
+        "(installs LiteLLM and nginx on first use; JSON gateway-peers.json)",
+    )
+    p.add_argument(
+        "--vllm",
+        action="store_true",
+        help="gateway: tokens/s direct vs through the gateway on the real vLLM CPU engine at 1 "
+        "and 8 streams (needs .venv-vllm or VLLM_PYTHON; JSON gateway-vllm.json)",
     )
     p.add_argument(
         "--out",
@@ -48,12 +77,30 @@ def register(root: argparse._SubParsersAction) -> None:
 def cmd_bench(args: argparse.Namespace) -> int:
     from bench.common import write_result
 
-    names = list(BENCHMARKS) if args.name == "all" else [args.name]
-    for name in names:
-        module = importlib.import_module(f"bench.{name}_bench")
-        figures = module.run(quick=args.quick)
+    jobs = plan(args)
+    for name, module in jobs:
+        figures = importlib.import_module(module).run(quick=args.quick)
         out = args.out
-        if out and len(names) > 1:
+        if out and len(jobs) > 1:
             out = f"{out.rstrip('/')}/{name}.json"
         write_result(name, figures, out, args.quick)
     return 0
+
+
+def plan(args: argparse.Namespace) -> list[tuple[str, str]]:
+    """(JSON name, module whose `run(quick)` to call): a benchmark alone, its flagged comparisons
+    alone, or with `all` every benchmark plus the flagged comparisons."""
+    flagged = [flag for flag in COMPARISONS if getattr(args, flag, False)]
+    for flag in flagged:
+        owner = COMPARISONS[flag][0]
+        if args.name not in ("all", owner):
+            raise SystemExit(
+                f"--{flag.replace('_', '-')} applies to `bench {owner}` or `bench all`"
+            )
+    jobs = []
+    for name in BENCHMARKS if args.name == "all" else [args.name]:
+        mine = [COMPARISONS[f] for f in flagged if COMPARISONS[f][0] == name]
+        if args.name == "all" or not mine:
+            jobs.append((name, f"bench.{name}_bench"))
+        jobs += [(json_name, module) for _owner, module, json_name in mine]
+    return jobs

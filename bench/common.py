@@ -6,6 +6,7 @@ import importlib.metadata
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -154,7 +155,51 @@ def _wait_healthy(proc: subprocess.Popen, url: str, timeout_s: float, log: Any) 
         time.sleep(0.1)
 
 
+def pinned(cmd: Sequence[str], cpu: int | None) -> list[str]:
+    """`cmd` run on one CPU (`taskset`; its children stay there too) when `cpu` is set."""
+    if cpu is None or not shutil.which("taskset"):
+        return list(cmd)
+    return ["taskset", "-c", str(cpu), *cmd]
+
+
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time a process has used so far (Linux /proc), in seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    """CPU time used so far by a process, its threads and its live child processes (nginx's
+    workers, a proxy's worker), in seconds: the sum of each live thread's nanosecond run time
+    (Linux /proc schedstat), or the process's clock ticks where schedstat is missing."""
+    return sum(_process_cpu(p) for p in [pid, *descendants(pid)])
+
+
+def descendants(pid: int) -> list[int]:
+    """The live processes below `pid`."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    out, todo = [], [pid]
+    while todo:
+        kids = children.get(todo.pop(), [])
+        out += kids
+        todo += kids
+    return out
+
+
+def _process_cpu(pid: int) -> float:
+    total, tasks = 0, Path(f"/proc/{pid}/task")
+    try:
+        for task in tasks.iterdir():
+            try:
+                total += int((task / "schedstat").read_text().split()[0])
+            except (OSError, IndexError, ValueError):  # a thread that just ended
+                continue
+        return total / 1e9
+    except OSError:
+        pass
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:  # the process ended
+        return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

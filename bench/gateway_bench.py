@@ -8,8 +8,9 @@ Three processes: the fake upstream (fixed latency, N streamed chunks), the gatew
 load client (aiohttp, one connection per request in flight). Per cell: p50/p99 latency, time to
 first chunk, requests/s; and the ratios gateway/direct. Goal: p50 added latency <= 1 ms and
 throughput ratio >= 0.9 at 64 concurrent streams. On a machine with few cores the three processes
-compete for them, so the CPU time the gateway process spends per request (read from /proc) is
-reported too: it is what the gateway costs, whatever else runs.
+compete for them (SOCRATIC_BENCH_PIN=1 pins them apart, see `Cores`), so the CPU time the gateway
+process spends per timed request (read from /proc, warm-up excluded) is reported too: it is what
+the gateway costs, whatever else runs.
 """
 
 from __future__ import annotations
@@ -18,21 +19,31 @@ import asyncio
 import os
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
-from bench.common import cpu_seconds, percentile, print_table, spawn
+from bench.common import cpu_seconds, percentile, pinned, print_table, spawn
 from server.launch import free_port
 
 LATENCY_MS = 50.0  # the fake upstream's total response time
 CHUNKS = 16  # streamed chunks per response
-BODY = {"messages": [{"role": "user", "content": "Why does ice float on water?"}], "max_tokens": 64}
+# limits out of the way, as a deployment sized for the load would set them
+GATEWAY_ENV = {**os.environ, "MAX_CONCURRENCY_PER_KEY": "100000", "MAX_TOKENS_CAP": "4096"}
+MODEL = "socratic-tutor"  # the gateway's served name; the fake upstream accepts any
+BODY = {
+    "model": MODEL,
+    "messages": [{"role": "user", "content": "Why does ice float on water?"}],
+    "max_tokens": 64,
+}
 
 
-async def _one(session: Any, url: str, stream: bool) -> tuple[float, float]:
+async def _one(session: Any, url: str, body: dict) -> tuple[float, float]:
     """(latency, time to first chunk) of one request, in seconds."""
     t0 = time.perf_counter()
     first = None
-    async with session.post(url + "/v1/chat/completions", json={**BODY, "stream": stream}) as r:
+    async with session.post(url + "/v1/chat/completions", json=body) as r:
         if r.status != 200:
             raise RuntimeError(f"{url}: HTTP {r.status}: {(await r.text())[:200]}")
         async for _ in r.content.iter_any():
@@ -41,24 +52,26 @@ async def _one(session: Any, url: str, stream: bool) -> tuple[float, float]:
     return time.perf_counter() - t0, first or 0.0
 
 
-async def _load(url: str, concurrency: int, n: int, stream: bool) -> dict[str, float]:
+async def _load(
+    url: str, c: int, n: int, body: dict, pid: int, headers: dict | None = None
+) -> dict[str, float]:
+    """`n` requests, `c` at a time, after a warm-up of min(c, 8); latency percentiles, req/s and
+    the CPU time process `pid` (with its threads and children) spent per timed request."""
     import aiohttp
 
     connector = aiohttp.TCPConnector(limit=0)
-    async with aiohttp.ClientSession(connector=connector) as session:
-        await asyncio.gather(
-            *(_one(session, url, stream) for _ in range(min(concurrency, 8)))
-        )  # warm
+    async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
+        await asyncio.gather(*(_one(session, url, body) for _ in range(min(c, 8))))
         queue = iter(range(n))
         results: list[tuple[float, float]] = []
 
         async def worker() -> None:
             for _ in queue:
-                results.append(await _one(session, url, stream))
+                results.append(await _one(session, url, body))
 
-        t0 = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        elapsed = time.perf_counter() - t0
+        cpu0, t0 = cpu_seconds(pid), time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(c)))
+        elapsed, cpu = time.perf_counter() - t0, cpu_seconds(pid) - cpu0
     lat = [r[0] * 1000 for r in results]
     ttfc = [r[1] * 1000 for r in results]
     return {
@@ -66,7 +79,51 @@ async def _load(url: str, concurrency: int, n: int, stream: bool) -> dict[str, f
         "p99_ms": percentile(lat, 99),
         "ttfc_p50_ms": percentile(ttfc, 50),
         "rps": n / elapsed,
+        "server_cpu_us": cpu / n * 1e6,
     }
+
+
+def measure(
+    url: str, c: int, n: int, stream: bool, pid: int, headers: dict | None = None
+) -> dict[str, float]:
+    """Load figures plus the CPU time the server process `pid` spent per request."""
+    return asyncio.run(_load(url, c, n, {**BODY, "stream": stream}, pid, headers))
+
+
+# SOCRATIC_BENCH_PIN=1: pin the server under test to one core, the upstream and the load client
+# to another. For a dedicated machine, where the client could starve the servers; on a shared
+# one it only adds run-queue waits (measured: +30-60 ms per 16-chunk stream on a busy core).
+PIN = os.environ.get("SOCRATIC_BENCH_PIN") == "1"
+
+
+@dataclass(frozen=True)
+class Cores:
+    """Where each process runs (None = wherever the scheduler puts it): with SOCRATIC_BENCH_PIN=1
+    and two or more cores, the server under test alone on one, the upstream and the client on
+    another."""
+
+    proxy: int | None = None
+    upstream: int | None = None
+    client: int | None = None
+
+    @classmethod
+    def layout(cls) -> Cores:
+        cpus = sorted(os.sched_getaffinity(0))
+        if not PIN or len(cpus) < 2:
+            return cls()
+        return cls(cpus[0], cpus[1], cpus[2] if len(cpus) > 2 else cpus[1])
+
+
+@contextmanager
+def client_on(cpu: int | None) -> Iterator[None]:
+    """Run this process (the load client) on `cpu` for the block."""
+    before = os.sched_getaffinity(0)
+    if cpu is not None:
+        os.sched_setaffinity(0, {cpu})
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
 
 
 def run(quick: bool) -> dict[str, Any]:
@@ -79,17 +136,18 @@ def run(quick: bool) -> dict[str, Any]:
               "--latency-ms", str(LATENCY_MS), "--chunks", str(CHUNKS)]  # fmt: skip
     gw_cmd = [sys.executable, "-m", "tutor.cli", "serve", "--engine-url", upstream,
               "--port", str(gw_port), "--log-level", "WARNING"]  # fmt: skip
-    env = {**os.environ, "MAX_CONCURRENCY_PER_KEY": "100000", "MAX_TOKENS_CAP": "4096"}
+    cores = Cores.layout()
     rows = []
     with (
-        spawn(up_cmd, upstream + "/health") as up,
-        spawn(gw_cmd, gateway + "/ready", env=env) as gw,
+        spawn(pinned(up_cmd, cores.upstream), upstream + "/health") as up,
+        spawn(pinned(gw_cmd, cores.proxy), gateway + "/ready", env=GATEWAY_ENV) as gw,
+        client_on(cores.client),
     ):
         for stream in (False, True):
             for c in levels:
                 n = max(20, c * per_level)
-                direct = _measured(upstream, c, n, stream, up.pid)
-                through = _measured(gateway, c, n, stream, gw.pid)
+                direct = measure(upstream, c, n, stream, up.pid)
+                through = measure(gateway, c, n, stream, gw.pid)
                 rows.append(_row(stream, c, n, direct, through))
     _print(rows)
     at64 = next(r for r in rows if r["stream"] and r["concurrency"] == 64)
@@ -101,14 +159,6 @@ def run(quick: bool) -> dict[str, Any]:
     return {"latency_ms": LATENCY_MS, "chunks": CHUNKS, "results": rows,
             "added_p50_ms": {f"{'stream' if r['stream'] else 'json'}@{r['concurrency']}": r["added_p50_ms"] for r in rows},
             "throughput_ratio": {f"{'stream' if r['stream'] else 'json'}@{r['concurrency']}": r["throughput_ratio"] for r in rows}}  # fmt: skip
-
-
-def _measured(url: str, c: int, n: int, stream: bool, server_pid: int) -> dict[str, float]:
-    """Load figures plus the CPU time the server process (`server_pid`) spent per request."""
-    before = cpu_seconds(server_pid)
-    figures = asyncio.run(_load(url, c, n, stream))
-    figures["server_cpu_us"] = (cpu_seconds(server_pid) - before) / (n + c) * 1e6  # + warm-up
-    return figures
 
 
 def _row(stream: bool, c: int, n: int, direct: dict, through: dict) -> dict[str, Any]:

@@ -11,6 +11,7 @@ Every error answers an OpenAI-style body {"error": {"message", "type", "code", "
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -21,7 +22,7 @@ from typing import Any
 
 import aiohttp
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -51,7 +52,7 @@ def create_app(settings: Settings, client: aiohttp.ClientSession | None = None) 
         if own:
             await app.state.client.close()
 
-    app = FastAPI(title="socratic-tutor gateway", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app = Gateway(title="socratic-tutor gateway", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.settings, app.state.metrics = settings, metrics
 
     @app.exception_handler(RequestError)
@@ -67,12 +68,7 @@ def create_app(settings: Settings, client: aiohttp.ClientSession | None = None) 
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log_event(
-            "unexpected_error", logging.ERROR, route=request.url.path, error=type(exc).__name__
-        )
-        return error_response(
-            500, error_body("internal gateway error", "server_error", "internal_error")
-        )
+        return unexpected_error(request.url.path, exc)
 
     @app.get("/health")
     async def health() -> dict[str, str]:
@@ -100,13 +96,53 @@ def create_app(settings: Settings, client: aiohttp.ClientSession | None = None) 
     async def metrics_route() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    @app.post(CHAT_ROUTE)
-    async def chat(request: Request) -> Response:
-        return await handle_chat(request, settings, metrics, limiter)
+    app.chat = ChatRoute(settings, metrics, limiter)
+    app.router.add_route(CHAT_ROUTE, app.chat, methods=["POST"])  # other methods: 405
 
     if settings.web_ui:
         add_web_ui(app)
     return app
+
+
+class Gateway(FastAPI):
+    """FastAPI for every route but POST /v1/chat/completions, which goes straight to its plain
+    ASGI handler: no middleware stack, routing or wrapped `send` per streamed chunk on the path
+    every token takes (measured: bench/gateway_peers.py)."""
+
+    chat: ChatRoute | None = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if self.chat and scope["type"] == "http" and scope["path"] == CHAT_ROUTE:
+            if scope["method"] == "POST":
+                scope["app"] = self  # Request.app: the engine client in app.state
+                await self.chat(scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
+
+
+class ChatRoute:
+    """The chat endpoint as a plain ASGI app (Starlette wraps functions, not other callables);
+    `handle_chat` reads and checks the body itself. An unexpected error before the answer
+    starts is a logged 500 with an OpenAI-style body, as on every other route."""
+
+    def __init__(self, settings: Settings, metrics: Metrics, limiter: KeyLimiter):
+        self.settings, self.metrics, self.limiter = settings, metrics, limiter
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        request = Request(scope, receive)
+        try:
+            response = await handle_chat(request, self.settings, self.metrics, self.limiter)
+        except Exception as exc:
+            response = unexpected_error(CHAT_ROUTE, exc)
+        await response(scope, receive, send)
+
+
+def unexpected_error(route: str, exc: Exception) -> JSONResponse:
+    """A bug, not the client's or the engine's fault: logged, answered 500."""
+    log_event("unexpected_error", logging.ERROR, route=route, error=type(exc).__name__)
+    return error_response(
+        500, error_body("internal gateway error", "server_error", "internal_error")
+    )
 
 
 def error_response(
@@ -199,27 +235,47 @@ async def handle_chat(
             release()
         resp.close()
 
-    return RelayResponse(
-        events,
-        on_close,
-        media_type="text/event-stream",
-        headers={REQUEST_ID: rid, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    headers = {REQUEST_ID: rid, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return RelayResponse(events, on_close, headers)
 
 
-class RelayResponse(StreamingResponse):
-    """A stream that always runs `on_close`: Starlette may cancel a stream on a client's
-    disconnect before its generator ever ran, and then the generator's `finally` never runs."""
+class RelayResponse(Response):
+    """An event stream relayed from `content`, which always runs `on_close` (also when the client
+    hangs up before the relay ever ran). A second plain asyncio task watches for the client's
+    disconnect and cancels the relay at once; Starlette's StreamingResponse spends an anyio task
+    group and cancel scope per response on the same job."""
 
-    def __init__(self, content: Any, on_close: Callable[[], Any], **kwargs: Any):
-        super().__init__(content, **kwargs)
-        self.on_close = on_close
+    def __init__(self, content: Any, on_close: Callable[[], Any], headers: dict[str, str]):
+        self.content, self.on_close = content, on_close
+        self.status_code, self.media_type, self.background = 200, "text/event-stream", None
+        self.init_headers(headers)  # no body: no content-length
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        relay = asyncio.ensure_future(self._relay(send))
+        watch = asyncio.ensure_future(_cancel_on_disconnect(receive, relay))
         try:
-            await super().__call__(scope, receive, send)
+            await asyncio.wait((relay,))
         finally:
+            relay.cancel()
+            watch.cancel()
+            await asyncio.gather(relay, watch, return_exceptions=True)
             await self.on_close()
+        if not relay.cancelled() and relay.exception() is not None:
+            raise relay.exception()
+
+    async def _relay(self, send: Any) -> None:
+        start = {"type": "http.response.start", "status": self.status_code}
+        await send({**start, "headers": self.raw_headers})
+        async for chunk in self.content:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def _cancel_on_disconnect(receive: Any, task: asyncio.Future) -> None:
+    """Cancel `task` the moment the client hangs up (no later wake-up in between)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    task.cancel()
 
 
 async def stream_events(
@@ -252,6 +308,9 @@ async def stream_events(
         status, error = e.status, e.code
         metrics.engine_errors.labels(e.code).inc()
         yield f"data: {json.dumps(e.body())}\n\n".encode()
+    except (asyncio.CancelledError, GeneratorExit):  # the client left mid-stream
+        status, error = 499, "client_disconnected"
+        raise
     finally:
         release()
         log["completion_tokens"] = completion

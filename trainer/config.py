@@ -88,6 +88,12 @@ class TrainSection(_Section):
     weight_decay: float = Field(0.0, ge=0.0)
     max_grad_norm: float = Field(1.0, gt=0)
     optim: str = "adamw_torch"
+    loss_chunk_tokens: int = Field(
+        256,
+        ge=0,
+        description="hf backend: labelled tokens per LM-head chunk of the loss (never the full "
+        "logits); 0 = the model's own loss over full logits",
+    )
     logging_steps: int = Field(1, ge=1)
     eval_steps: int = Field(
         -1, ge=-1, description="eval every N steps; -1 = once per epoch, 0 = off"

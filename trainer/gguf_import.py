@@ -20,7 +20,6 @@ import argparse
 import hashlib
 import importlib.util
 import json
-import os
 import shutil
 import tempfile
 import time
@@ -38,9 +37,10 @@ GGUF_MAGIC = b"GGUF"
 
 
 def cache_dir() -> Path:
-    """Where imported models live: $SOCRATIC_CACHE, else ~/.cache/socratic-tutor."""
-    root = os.environ.get("SOCRATIC_CACHE") or Path.home() / ".cache" / "socratic-tutor"
-    return Path(root).expanduser() / "models"
+    """Where imported models live: <cache root>/models ($SOCRATIC_CACHE, else ~/.cache/socratic-tutor)."""
+    from tutor.paths import cache_root
+
+    return cache_root() / "models"
 
 
 def bundled_gguf() -> Path:

@@ -275,6 +275,7 @@ def make_trainer(cfg, model, tokenizer, data, run_dir, config_yaml, seq_lengths_
         report_to=["wandb"] if wandb else "none",
         run_name=cfg.wandb.run_name or run_dir.name,
         include_num_input_tokens_seen="non_padding",
+        prediction_loss_only=True,  # eval needs the loss only; never keep eval logits
         remove_unused_columns=False,
         dataloader_num_workers=0,
         ddp_find_unused_parameters=False,

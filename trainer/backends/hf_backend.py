@@ -1,4 +1,6 @@
 """The transformers + peft backend: bitsandbytes 4-bit (QLoRA) on CUDA, full precision on CPU.
+The loss is the chunked cross-entropy of `trainer.loss` (never the full logits) unless
+`train.loss_chunk_tokens` is 0.
 
 Runs under `accelerate launch` / `torchrun` too: each process loads its copy onto its local GPU.
 """
@@ -10,6 +12,7 @@ from typing import Any
 
 from trainer.backends import torch_dtype
 from trainer.config import Config
+from trainer.loss import use_chunked_loss
 
 
 def load_model(cfg: Config, base: str) -> Any:
@@ -56,4 +59,6 @@ def load_model(cfg: Config, base: str) -> Any:
         bias="none",
         task_type="CAUSAL_LM",
     )
-    return get_peft_model(model, lora)
+    model = get_peft_model(model, lora)
+    use_chunked_loss(model, cfg.train.loss_chunk_tokens)
+    return model
