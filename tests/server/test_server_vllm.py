@@ -185,11 +185,12 @@ def test_concurrency_limit_per_key_with_real_replies(vllm_serve, gateway):
     body = {"messages": story, "max_tokens": 128, "temperature": 0, "stream": True}  # seconds
     with httpx.stream("POST", url + "/v1/chat/completions", json=body, timeout=60) as first:
         assert first.status_code == 200
-        next(first.iter_lines())  # the first request is in flight
-        second = httpx.post(url + "/v1/chat/completions", json={**body, "stream": False})
+        lines = first.iter_lines()  # kept: a dropped iterator closes the connection
+        next(lines)  # the first request is in flight
+        second = httpx.post(url + "/v1/chat/completions", json=body, timeout=60)
         assert second.status_code == 429 and second.headers["retry-after"] == "3"
         assert second.json()["error"]["code"] == "concurrency_limit_exceeded"
-        assert "data: [DONE]" in list(first.iter_lines())
+        assert "data: [DONE]" in list(lines)
     short = {**body, "max_tokens": 4, "stream": False}
     again = httpx.post(url + "/v1/chat/completions", json=short, timeout=60)
     assert again.status_code == 200
