@@ -58,10 +58,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--gguf",
         default=None,
         metavar="TYPES",
-        help="comma-separated GGUF files to write into EXPORT/gguf with an Ollama Modelfile, "
-        "each verified in llama.cpp: f16, bf16, f32 (llama.cpp's converter), q8_0, q6_k, q5_k_m, "
-        "q4_k_m, q4_0 (its quantiser), e.g. f16,q4_k_m; pushed to REPO_ID-gguf "
-        "(default: export.gguf, none; needs the gguf extra, docs/training.md)",
+        help="comma-separated GGUF types to write into EXPORT/gguf with an Ollama Modelfile, "
+        "each verified in llama.cpp, e.g. f16,q4_k_m (16/32-bit by llama.cpp's converter, "
+        "q8_0 and k-quants by its quantiser; a wrong name lists the choices); pushed to "
+        "REPO_ID-gguf (default: export.gguf, none; needs the gguf extra, docs/training.md)",
     )
     e.add_argument(
         "overrides",

@@ -87,6 +87,8 @@ def install(sdist: Path | None = None) -> Path:
     with tempfile.TemporaryDirectory(prefix=".llama.cpp-", dir=out.parent) as tmp:
         if sdist is None:
             sdist = _download_sdist(version, Path(tmp))
+        elif f"-{version}." not in Path(sdist).name:
+            raise GGUFError(f"{sdist}: not the sdist of the installed {PACKAGE} {version}")
         staged = Path(tmp) / "tree"
         _extract_converter(sdist, staged)
         staged.rename(out)
@@ -197,8 +199,9 @@ def main(argv: list[str] | None = None) -> int:
         "--sdist",
         type=Path,
         default=None,
-        help="a llama-cpp-python sdist (.tar.gz) of the installed version "
-        "(default: `pip download` it; pip's cache makes reruns local)",
+        help="a llama-cpp-python sdist (.tar.gz) of the installed version (default: `pip "
+        "download` it, 77 MB); a no-op when that version's converter is already unpacked "
+        "in $SOCRATIC_CACHE/llama.cpp/<version> (default ~/.cache/socratic-tutor/...)",
     )
     sub.add_parser("where", help="print the converter dir in use")
     args = p.parse_args(argv)
