@@ -284,9 +284,11 @@ def test_401_asks_for_a_key_and_keeps_it_in_the_tab(page, fake_engine, gateway_f
 
     page.evaluate("sessionStorage.setItem('socratic.apiKey', 'k-stale')")
     send(page, "and again")
-    page.get_by_role("alert").wait_for(state="visible")
-    assert page.get_by_role("alert").inner_text() == "The tutor needs a valid API key."
-    assert dialog.is_visible()
+    from playwright.sync_api import expect
+
+    # expect() waits for the line to read so (an earlier state may still be on screen)
+    expect(page.get_by_role("alert")).to_have_text("The tutor needs a valid API key.")
+    expect(dialog).to_be_visible()
 
 
 def test_a_phone_sized_screen_has_no_sideways_scrolling(page, fake_engine, gateway_factory):
