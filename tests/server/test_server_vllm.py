@@ -180,7 +180,7 @@ def test_system_prompt_policies(vllm_serve, client, gateway):
 
 
 def test_concurrency_limit_per_key_with_real_replies(vllm_serve, gateway):
-    url = gateway(tuned_settings(vllm_serve, max_concurrency_per_key=1, retry_after_s=3))
+    url = gateway(tuned_settings(vllm_serve, max_concurrency_per_key=1))
     story = [{"role": "user", "content": "Tell me a long story about a dragon who counts."}]
     body = {"messages": story, "max_tokens": 128, "temperature": 0, "stream": True}  # seconds
     with httpx.stream("POST", url + "/v1/chat/completions", json=body, timeout=60) as first:
@@ -188,7 +188,7 @@ def test_concurrency_limit_per_key_with_real_replies(vllm_serve, gateway):
         lines = first.iter_lines()  # kept: a dropped iterator closes the connection
         next(lines)  # the first request is in flight
         second = httpx.post(url + "/v1/chat/completions", json=body, timeout=60)
-        assert second.status_code == 429 and second.headers["retry-after"] == "3"
+        assert second.status_code == 429 and int(second.headers["retry-after"]) >= 1
         assert second.json()["error"]["code"] == "concurrency_limit_exceeded"
         assert "data: [DONE]" in list(lines)
     short = {**body, "max_tokens": 4, "stream": False}
