@@ -113,7 +113,10 @@ def fake_engine_app(bodies: list) -> FastAPI:
             return
         yield _chunk("What ")
         if mode == "mode:die":
-            raise RuntimeError("engine crashed")  # uvicorn drops the connection mid-body
+            # let the chunks above reach the client first, as tokens a real engine sent before
+            # it died; then uvicorn drops the connection mid-body
+            await asyncio.sleep(0.2)
+            raise RuntimeError("engine crashed")
         if mode == "mode:stall":
             await asyncio.sleep(SLOW_S)
         yield _chunk("do you think?")

@@ -277,15 +277,15 @@ def test_401_asks_for_a_key_and_keeps_it_in_the_tab(page, fake_engine, gateway_f
     dialog.wait_for(state="hidden")
     assert page.evaluate("sessionStorage.getItem('socratic.apiKey')") == "k-right"
     assert page.evaluate("localStorage.length") == 0
-    assert page.locator("#model").inner_text() == "socratic-tutor"
+    from playwright.sync_api import expect
+
+    expect(page.locator("#model")).to_have_text("socratic-tutor")  # filled in once the key works
     send(page, "hello")
     wait_reply_done(page)
     assert page.locator("#log .msg.assistant .content").inner_text() == "What do you think?"
 
     page.evaluate("sessionStorage.setItem('socratic.apiKey', 'k-stale')")
     send(page, "and again")
-    from playwright.sync_api import expect
-
     # expect() waits for the line to read so (an earlier state may still be on screen)
     expect(page.get_by_role("alert")).to_have_text("The tutor needs a valid API key.")
     expect(dialog).to_be_visible()
