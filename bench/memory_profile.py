@@ -101,6 +101,7 @@ def main() -> None:
     cfg = load_config("configs/smollm2-135m-cpu.yaml", overrides, env={})
     base = resolve_base(cfg.model.name, Path(cfg.train.output_dir))
     model = load_model(cfg, base)
+    model.train()  # as the Trainer does: gradient checkpointing only acts in training mode
     tokenizer = AutoTokenizer.from_pretrained(base)
     check_special_tokens(tokenizer)
     data = build_datasets(cfg, tokenizer)
