@@ -9,8 +9,9 @@ one padding-free row, the chunked loss of trainer.loss), `project-full-logits` (
 `train.loss_chunk_tokens=0`), `trl-best` (SFTTrainer with `assistant_only_loss`, `packing` with
 the `bfd` strategy, i.e. padding-free rows with position ids) and `trl-default` (SFTTrainer's
 defaults: padded batches, loss on every token). Every variant gets the same PEFT model from the
-project's hf backend (same LoRA init), the same tokenizer fix (a pad distinct from eos) and the
-same conversations; TRL tokenises them itself. Figures exclude the first step (warm-up): label
+project's hf backend (same LoRA init; with transformers' own attention, not the project's
+per-conversation attention for packed rows), the same tokenizer fix (a pad distinct from eos)
+and the same conversations; TRL tokenises them itself. Figures exclude the first step (warm-up): label
 tokens/s (tokens whose label is trained), dataset tokens/s (non-pad tokens), step time, CPU
 seconds, peak memory of the process (peak RSS on CPU, peak allocated on CUDA), real-token share
 (non-pad / computed tokens) and the loss of every step.
@@ -151,7 +152,8 @@ def build_trainer(args: argparse.Namespace, out: Path) -> tuple[Any, Meter]:
     data = build_datasets(cfg, tokenizer)
     if project:
         trainer, _ = make_trainer(cfg, model, tokenizer, data, out, cfg.to_yaml(), None)
-    else:
+    else:  # TRL gets transformers' own attention, not the project's per-conversation one
+        model.get_base_model().set_attn_implementation(cfg.model.attn_implementation)
         trainer = trl_trainer(cfg, model, tokenizer, data, out, best=args.variant == "trl-best")
     meter = Meter(trainer.data_collator, cfg.train.grad_accum)
     trainer.data_collator = meter

@@ -1,6 +1,7 @@
 """The transformers + peft backend: bitsandbytes 4-bit (QLoRA) on CUDA, full precision on CPU.
 The loss is the chunked cross-entropy of `trainer.loss` (never the full logits) unless
-`train.loss_chunk_tokens` is 0.
+`train.loss_chunk_tokens` is 0; packed rows get attention per conversation (`trainer.attention`)
+when the attention is sdpa.
 
 Runs under `accelerate launch` / `torchrun` too: each process loads its copy onto its local GPU.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from trainer.attention import use_packed_sdpa
 from trainer.backends import torch_dtype
 from trainer.config import Config
 from trainer.loss import use_chunked_loss
@@ -42,6 +44,8 @@ def load_model(cfg: Config, base: str) -> Any:
         device_map={"": int(os.environ.get("LOCAL_RANK", 0))} if cuda else None,
     )
     model.config.use_cache = False  # the cache is useless in training and fights checkpointing
+    if cfg.data.packing and cfg.model.attn_implementation == "sdpa":
+        use_packed_sdpa(model)  # attention per conversation inside a packed row
     gc = cfg.model.gradient_checkpointing
     if quant is not None:
         model = prepare_model_for_kbit_training(
