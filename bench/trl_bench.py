@@ -259,12 +259,19 @@ def child(args: argparse.Namespace) -> None:
     out = Path(args.out).with_suffix("")
     trainer, meter = build_trainer(args, out)
     trainer.train()
-    result = {"variant": args.variant, **meter.figures(), "peak_mem_gb": peak_memory_gb()}
+    from trainer.memory import loaded_allocator
+
+    result = {"variant": args.variant, **meter.figures(), "peak_mem_gb": peak_memory_gb(),
+              "allocator": loaded_allocator() or "libc malloc"}  # fmt: skip
     Path(args.out).write_text(json.dumps(result, indent=2), encoding="utf-8")
 
 
 def run_variant(variant: str, settings: dict[str, Any], tmp: Path) -> dict[str, Any]:
-    """One variant in its own process (peak memory is per process); its figures."""
+    """One variant in its own process (peak memory is per process); its figures. The project's
+    variants run under the allocator `socratic train` picks (trainer/memory.py), TRL's under the
+    one a plain Python process has."""
+    from trainer.memory import allocator_env, find_allocator
+
     out = tmp / f"{variant}.json"
     cmd = [sys.executable, "-m", "bench.trl_bench", "--variant", variant, "--out", str(out)]
     for key, value in settings.items():
@@ -272,7 +279,8 @@ def run_variant(variant: str, settings: dict[str, Any], tmp: Path) -> dict[str, 
             cmd += [f"--{key.replace('_', '-')}", str(value)]
     log = tmp / f"{variant}.log"
     with open(log, "w") as f:
-        code = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT).returncode
+        env = allocator_env(os.environ, find_allocator()) if variant.startswith("project") else None
+        code = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=env).returncode
     if code != 0:
         raise RuntimeError(f"{variant} exited {code}; last lines:\n{log.read_text()[-3000:]}")
     return json.loads(out.read_text())
@@ -318,9 +326,10 @@ def compare(settings: dict[str, Any]) -> dict[str, Any]:
     print_table(
         f"trainer vs TRL {trl_version()} SFTTrainer ({settings['steps']} steps, first = warm-up)",
         ["variant", "label tok/s", "dataset tok/s", "label tok/CPU-s", "step s", "peak GiB",
-         "real share", "mean loss", "final loss"],
+         "real share", "mean loss", "final loss", "allocator"],
         [[n, r["label_tokens_per_s"], r["real_tokens_per_s"], r["label_tokens_per_cpu_s"],
-          r["step_s"], r["peak_mem_gb"], r["real_token_share"], r["mean_loss"], r["final_loss"]]
+          r["step_s"], r["peak_mem_gb"], r["real_token_share"], r["mean_loss"], r["final_loss"],
+          r["allocator"]]
          for n, r in rows.items()],
     )  # fmt: skip
     figures = {

@@ -85,6 +85,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.print_config:
         print(cfg.to_yaml(), end="")
         return 0
+    from trainer.memory import use_better_allocator
+
+    use_better_allocator()  # may re-execute this command under tcmalloc, before torch loads
     from trainer.export import ExportProcessError, PushError, UnverifiedExportError
     from trainer.train import train
 

@@ -8,7 +8,7 @@ demand: Markdown, code and KaTeX math rendered while `<script>` and `<img onerro
 text; a stream that breaks; 401 (the key dialog), 429 and 503 as readable lines. Plus labels,
 keyboard use and a phone-sized screen without sideways scrolling.
 
-Needs Debian's `chromium` and the page's libraries (`make webui`); scripts/ci_setup_browser.sh
+Needs Debian's `chromium` and the page's libraries (`make webui`); scripts/ci_setup.sh
 installs both. Without them these tests skip, except under CI (CI=true), where they fail.
 """
 
@@ -38,7 +38,7 @@ CHROMIUM_FLAGS = [
 WAIT_MS = 180_000  # the real engine's whole reply, on 2 cores shared with other work
 
 
-def prerequisite(problem: str | None, fix: str = "run scripts/ci_setup_browser.sh") -> None:
+def prerequisite(problem: str | None, fix: str = "run scripts/ci_setup.sh") -> None:
     """Skip without what the browser needs; under CI a missing piece is a failure."""
     if problem and os.environ.get("CI", "").lower() in ("1", "true", "yes"):
         pytest.fail(f"{problem} ({fix})")
