@@ -4,10 +4,10 @@ to vLLM and through the gateway, at 1 and 8 concurrent streams.
     socratic bench gateway --vllm [--quick]
     VLLM_PYTHON=/path/to/venv/bin/python socratic bench gateway --vllm
 
-vLLM runs from its own venv (`$VLLM_PYTHON`, else `.venv-vllm/bin/python` in the checkout) as
-`python -m vllm.entrypoints.openai.api_server` on the real small model (SmolLM2-135M-Instruct,
-float32, 1 GiB of KV cache on CPU); it starts once (about two minutes, compiled graphs cached in
-~/.cache/vllm). The gateway (`socratic serve --engine-url`) sits in front of it. Every request is
+vLLM is the one `socratic serve --engine vllm` finds (VLLM_CMD, VLLM_PYTHON, the checkout's
+`.venv-vllm`, `vllm` on PATH) with the same command line (server/engine.py), on the real small
+model (SmolLM2-135M-Instruct; on CPU float32, eager mode, 1 GiB of KV cache); it starts once. The
+gateway (`socratic serve --engine-url`) sits in front of it. Every request is
 the same tutor conversation, system prompt included (the gateway keeps a client's own, so both
 paths send vLLM the same prompt), greedy, streamed with usage; tokens/s = completion tokens over
 wall time. Direct and gateway alternate in rounds (one request per stream each), and each
@@ -24,14 +24,16 @@ import os
 import statistics
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 from bench.common import cpu_seconds, print_table, spawn
 from bench.gateway_bench import GATEWAY_ENV
+from server.engine import EngineSpec
+from server.engine import vllm_command as engine_vllm_command
 from server.launch import free_port
-from tutor.paths import REPO_ROOT
+from server.vllm_install import VLLM_INSTALL, VllmInstall, find_vllm, vllm_on_cpu
 from tutor.prompts import TUTOR_SYSTEM_PROMPT
+from tutor.vllm import CPU_ENV
 
 MODEL = "socratic-tutor"
 GOAL = 0.97
@@ -41,17 +43,12 @@ MESSAGES = [
 ]
 
 
-def vllm_python() -> Path | None:
-    """The interpreter of vLLM's own venv: $VLLM_PYTHON, else .venv-vllm in the checkout."""
-    path = Path(os.environ.get("VLLM_PYTHON") or REPO_ROOT / ".venv-vllm" / "bin" / "python")
-    return path if path.exists() else None
-
-
-def vllm_command(python: Path, model: str, port: int) -> list[str]:
-    return [str(python), "-m", "vllm.entrypoints.openai.api_server", "--model", model,
-            "--served-model-name", MODEL, "--dtype", "float32", "--max-model-len", "2048",
-            "--host", "127.0.0.1", "--port", str(port), "--max-num-seqs", "16",
-            "--uvicorn-log-level", "warning"]  # fmt: skip
+def vllm_command(install: VllmInstall, model: str, port: int) -> list[str]:
+    """The engine's command line from the one flag builder `socratic serve` uses (server/engine.py;
+    on vLLM's CPU build its CPU defaults: float32, eager mode, one-step prefill)."""
+    spec = EngineSpec(model=model, served_model_name=MODEL, engine_port=port,
+                      vllm_extra_args="--max-num-seqs 16 --uvicorn-log-level warning")  # fmt: skip
+    return engine_vllm_command(spec, install.launcher, cpu=vllm_on_cpu(install))
 
 
 async def _stream_once(session: Any, url: str, max_tokens: int) -> int:
@@ -89,9 +86,9 @@ async def _round(url: str, c: int, n: int, max_tokens: int, pid: int) -> dict[st
 
 
 def run(quick: bool) -> dict[str, Any]:
-    python = vllm_python()
-    if python is None:
-        why = "no vLLM venv: set VLLM_PYTHON or build .venv-vllm (see docs/serving.md)"
+    install = find_vllm()
+    if install is None:
+        why = f"no vLLM: {VLLM_INSTALL}"
         print(f"gateway --vllm: skipped ({why})")
         return {"skipped": why}
     from trainer.gguf_import import bundled_model_dir
@@ -101,14 +98,14 @@ def run(quick: bool) -> dict[str, Any]:
     per_round = {1: 1, 8: 8}  # requests per round: one per stream
     eng_port, gw_port = free_port(), free_port()
     engine, gateway = f"http://127.0.0.1:{eng_port}", f"http://127.0.0.1:{gw_port}"
-    eng_env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "HF_HUB_OFFLINE": "1"}
+    eng_env = {**os.environ, **CPU_ENV, "HF_HUB_OFFLINE": "1"}
     gw_cmd = [sys.executable, "-m", "tutor.cli", "serve", "--engine-url", engine,
               "--port", str(gw_port), "--log-level", "WARNING"]  # fmt: skip
     gw_env = {**GATEWAY_ENV, "UPSTREAM_MODEL": MODEL, "SERVED_MODEL_NAME": MODEL}
-    print("starting vLLM (CPU build; about two minutes)", flush=True)
+    print(f"starting vLLM ({install.source})", flush=True)
     totals: dict[tuple[str, int], list[dict]] = {}
     with (
-        spawn(vllm_command(python, model, eng_port), engine + "/health", 900, eng_env) as eng,
+        spawn(vllm_command(install, model, eng_port), engine + "/health", 900, eng_env) as eng,
         spawn(gw_cmd, gateway + "/ready", env=gw_env) as gw,
     ):
         asyncio.run(_round(engine, 1, 1, 8, eng.pid))  # warm-up
