@@ -95,8 +95,10 @@ def serve_both(stack: ExitStack, export_dir: Path, base_dir: Path) -> tuple[Any,
     from server.launch import serve_in_background
 
     engine = resolve_engine("auto")
-    # the gateways' per-request JSON logs would drown the demo; vLLM on CPU starts in seconds
-    kw = {"log_level": "WARNING", "engine": engine, "served_model_name": "socratic-tutor"}
+    # the gateways' per-request JSON logs would drown the demo; vLLM on CPU starts in seconds;
+    # the demo talks to the API only, so no chat page (and no notice when its libraries are absent)
+    kw = {"log_level": "WARNING", "engine": engine, "served_model_name": "socratic-tutor",
+          "web_ui": False}  # fmt: skip
     tuned = stack.enter_context(serve_in_background(export_dir, **kw))
     print(f"tuned model: {tuned.url}/v1  (engine: {engine}, {export_dir})")
     base = stack.enter_context(serve_in_background(base_dir, **kw))
