@@ -30,8 +30,9 @@ from server.launch import free_port
 GOAL_LEVEL = 16
 
 
-def start_targets(stack: ExitStack, cores: Cores) -> tuple[dict[str, tuple[str, Any]], dict]:
-    """Start the upstream and every proxy in front of it: ({name: (url, process)}, {skipped})."""
+def start_gateway(stack: ExitStack, cores: Cores) -> tuple[int, dict[str, tuple[str, Any]]]:
+    """The fake upstream and the project's gateway in front of it (with the client key KEY):
+    (the upstream's port, {"direct": (url, process), "gateway": (url, process)})."""
     up_port = free_port()
     upstream = f"http://127.0.0.1:{up_port}"
     up_cmd = [sys.executable, "-m", "bench.fake_upstream", "--port", str(up_port),
@@ -45,6 +46,13 @@ def start_targets(stack: ExitStack, cores: Cores) -> tuple[dict[str, tuple[str, 
     url = f"http://127.0.0.1:{port}"
     targets["gateway"] = (url, stack.enter_context(spawn(pinned(gw_cmd, cores.proxy),
                                                          url + "/ready", env=env)))  # fmt: skip
+    return up_port, targets
+
+
+def start_targets(stack: ExitStack, cores: Cores) -> tuple[dict[str, tuple[str, Any]], dict]:
+    """Start the upstream and every proxy in front of it: ({name: (url, process)}, {skipped})."""
+    up_port, targets = start_gateway(stack, cores)
+    upstream = f"http://127.0.0.1:{up_port}"
     skipped = {}
     peers = {"litellm": lambda p: litellm_proxy(upstream, p, cores.proxy),
              "nginx": lambda p: nginx_proxy(up_port, p, cores.proxy)}  # fmt: skip

@@ -22,10 +22,9 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from bench.common import spawn
-from bench.gateway_bench import CHUNKS, GATEWAY_ENV, LATENCY_MS, measure
+from bench.gateway_bench import Cores, measure
+from bench.gateway_peers import start_gateway
 from bench.peers import KEY
-from server.launch import free_port
 
 PACKAGES = ("uvicorn", "httptools", "h11", "aiohttp", "starlette", "fastapi", "json", "asyncio",
             "logging", "prometheus", "(server/", "(tutor/")  # fmt: skip
@@ -72,16 +71,7 @@ def main() -> None:
     raw = Path(args.raw or tempfile.mkstemp(suffix=".raw")[1])
     headers = {"Authorization": f"Bearer {KEY}"}
     with ExitStack() as stack:
-        up_port, port = free_port(), free_port()
-        upstream, url = f"http://127.0.0.1:{up_port}", f"http://127.0.0.1:{port}"
-        up_cmd = [sys.executable, "-m", "bench.fake_upstream", "--port", str(up_port),
-                  "--latency-ms", str(LATENCY_MS), "--chunks", str(CHUNKS)]  # fmt: skip
-        stack.enter_context(spawn(up_cmd, upstream + "/health"))
-        gw_cmd = [sys.executable, "-m", "tutor.cli", "serve", "--engine-url", upstream,
-                  "--port", str(port), "--log-level", "WARNING"]  # fmt: skip
-        gw = stack.enter_context(
-            spawn(gw_cmd, url + "/ready", env={**GATEWAY_ENV, "API_KEYS": KEY})
-        )
+        url, gw = start_gateway(stack, Cores())[1]["gateway"]
         measure(url, 16, 64, True, gw.pid, headers)  # warm-up
         spy = subprocess.Popen([args.py_spy, "record", "--pid", str(gw.pid), "--rate", "1000",
                                 "--format", "raw", "-o", str(raw), "--nonblocking",

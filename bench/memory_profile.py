@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -90,11 +89,10 @@ def main() -> None:
         help="keep the C library's malloc (default: tcmalloc when installed, as socratic train)",
     )
     args = p.parse_args()
-    from trainer.memory import allocator_env, find_allocator, loaded_allocator
+    from trainer.memory import loaded_allocator, reexec_with_allocator
 
-    if not args.system_allocator and not loaded_allocator():
-        if env := allocator_env(os.environ, find_allocator()):
-            os.execve(sys.executable, list(sys.orig_argv), env)  # as `socratic train` does
+    if not args.system_allocator:
+        reexec_with_allocator()  # as `socratic train` does
 
     from transformers import AutoTokenizer
 

@@ -68,9 +68,15 @@ def started_as_socratic(argv: list[str] | None = None) -> bool:
 
 
 def use_better_allocator() -> None:
+    """For the `socratic` command only: `reexec_with_allocator` unless SOCRATIC_ALLOCATOR=system."""
+    if started_as_socratic() and os.environ.get(CHOICE) != "system":
+        reexec_with_allocator()
+
+
+def reexec_with_allocator() -> None:
     """Re-execute this command under tcmalloc (or jemalloc) when one is installed and not loaded;
     returns only when no re-execution happens."""
-    if not started_as_socratic() or loaded_allocator() or os.environ.get(CHOICE) == "system":
+    if loaded_allocator():
         return
     lib = find_allocator()
     env = allocator_env(os.environ, lib)
