@@ -7,8 +7,8 @@ and how to score the tutor's reply.
     items[0].score("What do you notice?")  # offline metrics of a reply
 
 `data/eval/single_turn.jsonl`: one student message; `multi_turn.jsonl`: a conversation ending with
-a student turn, the move a good tutor makes next (`good_move`: guide | confirm | encourage) and a
-`scenario` (problem, misconception, persona) for the simulated student.
+a student turn, the move a good tutor makes next (`good_move`: guide | confirm | encourage |
+probe) and a `scenario` (problem, misconception, persona) for the simulated student.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from tutor.metrics import find_reveal, score_response
 from tutor.prompts import TUTOR_SYSTEM_PROMPT
 
 SET_FILES = ("single_turn.jsonl", "multi_turn.jsonl")
-GOOD_MOVES = ("guide", "confirm", "encourage")
+GOOD_MOVES = ("guide", "confirm", "encourage", "probe")
 _AFFIRM = re.compile(
     r"\b(?:yes|yep|correct|right|exactly|well done|great job|nice work|good job|spot on|"
     r"that's it|you got it|nailed it)\b",
@@ -63,19 +63,23 @@ class EvalItem:
         `reveals_answer` is None (not measurable) when the item has no reference or when its
         reference already appears in the conversation (see `reveal_measurable`).
 
-        guide: asks a question without giving the answer away; confirm: affirms the student's
-        correct answer without reopening it with more questions than one; encourage: guides and
-        acknowledges the feeling (a phrase list; the LLM judge's tone label is the better measure).
+        guide: asks a question without giving the answer away, and does not accept a claim of the
+        student's that is wrong (`affirms_wrong`); confirm: affirms the student's correct answer
+        without reopening it with more questions than one; encourage: guides and acknowledges the
+        feeling (a phrase list; the LLM judge's tone label is the better measure); probe: does not
+        accept the student's (wrong) claim and asks about it, without giving the answer away.
         """
         metrics = score_messages(
             [*self.messages, {"role": "assistant", "content": response}], self.reference_answer
         )
         if self.good_move:
-            guides = metrics["asks_question"] and not metrics["reveals_answer"]
+            asks = metrics["asks_question"] and not metrics["reveals_answer"]
+            guides = asks and metrics["affirms_wrong"] is not True
             made = {
                 "guide": guides,
                 "confirm": bool(_AFFIRM.search(response)) and metrics["question_count"] <= 1,
                 "encourage": guides and bool(_ENCOURAGE.search(response)),
+                "probe": asks and metrics["accepts_student_claim"] is False,
             }[self.good_move]
             metrics["good_move_made"] = made
         return metrics
