@@ -78,19 +78,35 @@ _NO_CLAIM = re.compile(
     r"(?:let\s+me|i'?ll)\s+(?:think|try))",
     re.I,
 )
-_CLAIM_QUESTION = re.compile(
-    r"\b(?:i\s+(?:think|thought|got|get|believe|found|said|wrote|figured|calculated|guess|"
-    r"reckon|concluded|put|have)|my\s+(?:answer|result|guess|solution)|i'm\s+pretty\s+sure)\b|"
+_CLAIM_WORDS = re.compile(
+    r"\b(?:i\s+(?:think|thought|got|believe|found|said|wrote|figured|calculated|guess|reckon|"
+    r"concluded|put|worked\s+out|came\s+up\s+with|ended\s+up\s+with)|i'm\s+pretty\s+sure|"
+    r"my\s+(?:answer|result|guess|solution)\s+(?:is|was|=))\b",
+    re.I,
+)
+_WH_QUESTION = re.compile(
+    r"^\W*(?:(?:so|and|but|ok|okay|then|hmm|um|wait)\W+)*(?:what|how|why|which|where|when|who|"
+    r"whose|can|could|would|will|should)\b",
+    re.I,
+)
+_OFFERED = re.compile(
     r"\b(?:is|was)\s+(?:it|the\s+answer|that)\s+(?:just\s+)?-?\$?\d|"
-    r"\b(?:is|are|does|do|did|was|would|should)\b[^?]*(?:=|\bequals?\b)\s*-?\$?\d|"
+    r"(?:=|\bequals?\b)\s*-?\$?\d|"
     r"(?:,|\s)\s*(?:right|yes|correct|no|isn'?t\s+it|aren'?t\s+they|doesn'?t\s+it|am\s+i\s+right)"
     r"\s*\?\s*$|"
-    # "So guanine is 20%?", "8 times 3, so 24?", "13?": a value offered, not a wh-question
-    r"^(?!\W*(?:what|how|why|which|where|when|who|whose|can|could|would|should|do|does)\b)"
-    r"(?:[^?]*(?:=|\bis|\bso|\bare|\bequals?|\bmakes?|\bgives?|\bget|\bthen)\s+|\W*)"
+    # "So guanine is 20%?", "8 times 3, so 24?", "13?": a value offered
+    r"^(?:[^?]*(?:\bis|\bso|\bare|\bmakes?|\bgives?|\bget|\bthen)\s+|\W*)"
     r"(?:about\s+|just\s+)?-?\$?\d[\d,./%]*(?:\s*[a-z%°²³]+)?\W*$",
     re.I,
 )
+
+
+def _claim_question(question: str) -> bool:
+    """A question that carries a claim: "I got 5, right?", "Is it 12?", "so 24?"; a wh-question
+    ("How do I solve 3x + 2 = 11?") only with claim words ("What if I got 12?")."""
+    if _CLAIM_WORDS.search(question):
+        return True
+    return not _WH_QUESTION.match(question) and bool(_OFFERED.search(question))
 
 
 def claim_sentences(student_turn: str) -> list[str]:
@@ -106,7 +122,7 @@ def claim_sentences(student_turn: str) -> list[str]:
         if not s:
             continue
         if s.endswith("?"):
-            if _CLAIM_QUESTION.search(s):
+            if _claim_question(s):
                 found.append(s)
         elif len(re.findall(r"\w+", s)) >= 2 and not _NO_CLAIM.match(s):
             found.append(s)
@@ -148,8 +164,8 @@ _CORRECTION = re.compile(
     r"part(?:ly|ially)\s+right|half\s+right)\b"
     r"|\b(?:look|check|think)\s+(?:again|once\s+more|more\s+carefully|it\s+over)"
     r"|\b(?:take|have)\s+(?:another|a\s+second|a\s+closer|one\s+more)\s+look"
-    r"|\b(?:try|redo|reconsider|rethink|revisit|re-?check|re-?examine|re-?evaluate|re-?read)\b"
-    r"(?!\s+(?:this|the\s+next|another\s+(?:one|problem|question)))"
+    r"|\b(?:redo|reconsider|rethink|revisit|re-?check|re-?examine|re-?evaluate|re-?read)\b"
+    r"|\btry\s+(?:(?:it|that|this|them)\s+)?(?:again|once\s+more|another\s+way|a\s+different)"
     r"|\b(?:careful|watch\s+out|be\s+careful|hold\s+on|wait|whoa|not\s+so\s+fast|other\s+way\s+"
     r"(?:around|round)|backwards|the\s+opposite|common\s+(?:trap|mix))\b"
     r"|^\W*(?:actually|well(?!\s+done)|however|unfortunately)\b"
@@ -190,7 +206,7 @@ _ACCEPT = re.compile(
     r"|\b(?:that'?s|that\s+is|this\s+is|it'?s|you'?re|you\s+are|(?:your|the)\s+(?:answer|result|"
     r"reasoning|work|solution|thinking|logic)\s+(?:is|was)|\w+\s+is)\s+(?:absolutely\s+|exactly\s+|"
     r"completely\s+|totally\s+|perfectly\s+|100%\s+|quite\s+|all\s+|indeed\s+|also\s+|"
-    r"definitely\s+)?(?:right|correct|true|spot\s+on|it|accurate)\b(?!\s*(?:\?|triangle|angle|"
+    r"definitely\s+)?(?:right|correct|true|spot\s+on|accurate)\b(?!\s*(?:\?|triangle|angle|"
     r"side|hand|now|away|there|answer|idea|way|track|to|for|about|that|when|if))"
     r"|\b(?:you\s+(?:got|have|found|nailed|solved|did)\s+(?:it|that|the\s+right|the\s+correct|it\s+"
     r"right)|(?:you'?re|you\s+are)\s+(?:correct|right)|right\s+answer|correct\s+answer|well\s+done|"
