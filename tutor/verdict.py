@@ -62,6 +62,8 @@ _SENTENCES = re.compile(r"\S[^\n]*?(?:[.!?]+(?=\s|$)|$)", re.M)  # "50.3" stays 
 _NO_CLAIM = re.compile(
     r"^\W*(?:(?:hi|hello|hey|ok(?:ay)?|so|um+|uh+|well|also|and|but|please|sorry)\b\W*)*"
     r"(?:$|hi|hello|hey\b|good\s+(?:morning|afternoon|evening)|thanks?|thank\s+you|cool|bye|"
+    r"(?:what|how|why|where|when|who|which)\b(?!\s+i\s+(?:got|get|think|found|did|wrote))|"
+    r"i\s+think\s+i\s+(?:need|want|should|have\s+to|am\s+stuck|'m\s+stuck|'m\s+lost)|"
     r"sure\W*$|yes\W*$|no\W*$|(?:ok(?:ay)?|alright)\W*$|"
     r"i\s+(?:really\s+)?(?:don'?t|do\s+not|didn'?t|can'?t|cannot)\s+(?:know|understand|get|see|"
     r"remember|figure|follow|do|solve|work|start|think\s+of)|"
@@ -182,7 +184,9 @@ _DOUBT = re.compile(
     r"(?:back\s+)?in|substitut\w+\s+(?:it|that|\w+)\s+back|put\s+(?:it|that)\s+back)"
     r"|\b(?:what|which)\s+(?:happens|do\s+you\s+get|would\s+you\s+get|would\s+happen)\s+(?:if|when)"
     r"|\bhow\s+did\s+you\s+(?:get|arrive|come\s+up|find|decide|work\s+out|figure)"
-    r"|\bwhere\s+did\s+(?:the|that|your|you|this)\b"
+    r"|\bwhere\s+did\s+(?:the|that|your|you|this)\b|\bwhere\s+(?:are|were)\s+you\s+getting"
+    r"|\bhow\s+(?:does|do|did|can|could|is|would)\b[^?.!]*(?:=|\bequals?\b|\bmakes?\b|\bgives?\b)"
+    r"|\bhow\s+(?:is|can)\s+(?:this|that|it)\s+(?:be\s+)?possible|\bcan\s+(?:that|this|it)\s+be\s+(?:right|true)"
     r"|\bwhy\s+do\s+you\s+think"
     r"|\b(?:does|do|would|will|did)\s+(?:that|this|it|your\s+\w+|they|both)\s+(?:really\s+)?"
     r"(?:work|hold|check\s+out|add\s+up|match|make\s+sense|fit|agree|give|equal|satisfy|balance)"
@@ -198,37 +202,56 @@ _DOUBT = re.compile(
     _F,
 )
 _ACCEPT = re.compile(
-    r"^\W*(?:yes|yes+|yep|yup|yeah|correct|right|exactly|precisely|absolutely|indeed|bingo|"
-    r"spot\s+on|perfect|perfectly\s+(?:right|correct)|that'?s\s+it|you\s+got\s+it|you'?ve\s+got\s+it|"
-    r"got\s+it|nailed\s+it|you\s+nailed\s+it|well\s+done|bravo|(?:great|good|nice|excellent)\s+"
-    r"(?:job|work|reasoning|thinking|catch)|excellent|brilliant|fantastic|wonderful|superb|"
-    r"yes\s+indeed|true|100\s*%|that\s+works)\b(?!\s*[-,]?\s*(?:but|however|although|though)\b)"
+    r"^\W*(?:yes|yes+|yep|yup|yeah|ya|correct|right|exactly|precisely|absolutely|indeed|bingo|"
+    r"spot[\s-]+on|bang\s+on|perfect|perfectly\s+(?:right|correct)|that'?s\s+it|you\s+got\s+it|"
+    r"you'?ve\s+got\s+it|got\s+it|nailed\s+it|you\s+nailed\s+it|well\s+done|bravo|"
+    r"(?:great|good|nice|excellent)\s+(?:job|work|reasoning|thinking|catch)|excellent|brilliant|"
+    r"fantastic|wonderful|superb|nicely\s+done|nice\s+one|good\s+one|mm+-?hm+|uh-huh|"
+    r"correctamundo|sure\s+is|sure\s+thing|ding(?:\W+ding)*|yes\s+indeed|true|that\s+works|"
+    r"you\s+bet)\b(?!\s*[-,]?\s*(?:but|however|although|though)\b)"
+    r"|^\W*(?:100\s*%|👍|✅|✔️?|✓|💯|🎉)"
+    r"|^\W*(?:it|that|they|you|she|he)\s+(?:sure\s+)?(?:does|do|did|is|are|was|were|can|will|has)"
+    r"\s*(?:indeed\s*)?!"
     r"|\b(?:that'?s|that\s+is|this\s+is|it'?s|you'?re|you\s+are|(?:your|the)\s+(?:answer|result|"
     r"reasoning|work|solution|thinking|logic)\s+(?:is|was)|\w+\s+is)\s+(?:absolutely\s+|exactly\s+|"
     r"completely\s+|totally\s+|perfectly\s+|100%\s+|quite\s+|all\s+|indeed\s+|also\s+|"
     r"definitely\s+)?(?:right|correct|true|spot\s+on|accurate)\b(?!\s*(?:\?|triangle|angle|"
     r"side|hand|now|away|there|answer|idea|way|track|to|for|about|that|when|if))"
     r"|\b(?:you\s+(?:got|have|found|nailed|solved|did)\s+(?:it|that|the\s+right|the\s+correct|it\s+"
-    r"right)|(?:you'?re|you\s+are)\s+(?:correct|right)|right\s+answer|correct\s+answer|well\s+done|"
-    r"spot\s+on|exactly\s+(?:right|that)|good\s+job|great\s+job|nice\s+work|nice\s+job|"
+    r"right)|(?:you'?re|you\s+are)\s+(?:correct|right)|(?:the\s+)?(?:right|correct)\s+answer"
+    r"(?!\s+(?:is|was|would|should|will|here))|well\s+done|spot[\s-]+on|bang\s+on|"
+    r"exactly\s+(?:right|that|how\s+it\s+works)|good\s+job|great\s+job|nice\s+work|nice\s+job|"
     r"great\s+work|you'?ve\s+got\s+it|(?:i|we)\s+agree|that'?s\s+the\s+one|just\s+right|"
-    r"(?:all|exactly)\s+correct|checks\s+out|is\s+indeed)\b",
+    r"(?:all|exactly)\s+correct|checks\s+out|is\s+indeed|\w+\s+indeed|(?:you'?ve\s+|you\s+)?"
+    r"nailed\s+(?:it|the)|that\s+matches|nothing\s+to\s+(?:fix|correct|change)|no\s+mistakes?|"
+    r"perfectly\s+\w+|(?:good|great|nice|excellent|perfect)\s+(?:definition|answer|explanation|"
+    r"summary|example))\b",
     _F,
 )
 _PRAISE = re.compile(
     r"^\W*(?:great|good|nice|cool|awesome|lovely|super|sweet|okay\s+great|ok\s+great|"
-    r"yay|wow|amazing|impressive|beautiful|neat|very\s+good|very\s+nice|alright|all\s+right|"
+    r"yay|wow|amazing|impressive|beautiful|neat|very\s+(?:good|nice|well)|alright|all\s+right|"
     r"good\s+stuff)\b(?!\s+(?:question|start|try|attempt|effort|guess|idea|thought|point|"
     r"observation))(?!\s*[-,]?\s*(?:but|however|although|though|let'?s\s+check)\b)",
     _F,
 )
 _BUILDS_ON = re.compile(
     r"\bnow\s+that\b|\bsince\s+(?:you|we|it|that|x|\w+\s*=)|\b(?:with|using|given|taking)\s+"
-    r"(?:that|your|this|x\s*=|\w+\s*=)|\bso\s+now\b|\b(?:next|moving\s+on|let'?s\s+move\s+on|"
-    r"on\s+to|onward|the\s+next\s+step|for\s+the\s+next)\b|^\W*(?:now|then|and|so)\s*,?\s+"
-    r"(?:what|how|can|could|let'?s|try|use|which|if)\b|\bwhat\s+about\b|\bhow\s+about\b|"
+    r"(?:that|your|this|x\s*=|\w+\s*=)|\bso\s+now\b|^\W*(?:next|moving\s+on)\b|"
+    r"\blet'?s\s+move\s+on|\bon\s+to\s+the\s+next|\bthe\s+next\s+(?:step|one|question|problem|part)|"
+    r"^\W*(?:(?:and|so)\s*,?\s+)?(?:now|then|next)\s*,?\s+(?:what|how|can|could|let'?s|try|use|"
+    r"which|add|find|work|multiply|divide|subtract|take|we|you)\b|"
     r"\bbuild(?:ing)?\s+on|\bfrom\s+there\b|\bone\s+step\s+further\b|\bnext\s+one\b|"
     r"\bkeep\s+going\b|\bcarry\s+on\b",
+    _F,
+)
+# "but" / "however" after praise usually turns to the mistake ("very good. but you subtracted
+# twice"); a follow-up request after a verdict does not ("Correct, but can you say why?").
+_BUT = re.compile(
+    r"(?:^|[,.;:!]\s*|\s)(?:but|however|although|though|yet)\b(?!\s*,?\s*(?:\?|also|first|why|how\b|"
+    r"(?:can|could|would)\s+you\s+(?:also\s+)?(?:explain|say|tell|show|think|check\s+it)|"
+    r"do\s+you\s+know\s+why|remember|don'?t\s+forget|well\s+done|great|nice|good|"
+    r"in\s+(?:general|other)))",
     _F,
 )
 # A result stated for the claim's question: "is 9", "= 72", "equals 12", "makes 15".
@@ -274,7 +297,7 @@ def accepts_student_claim(student_turn: str, reply: str) -> Verdict:
     for m in _NOT_VALUE.finditer(text):
         if _values(m["x"]) & claimed:
             return Verdict(False, "correction", _span(m))
-    m = _CORRECTION.search(text)
+    m = _CORRECTION.search(text) or _BUT.search(text)
     if m:
         return Verdict(False, "correction", _span(m))
     accept = _ACCEPT.search(text)
