@@ -83,7 +83,10 @@ _NO_CLAIM = re.compile(
 _CLAIM_WORDS = re.compile(
     r"\b(?:i\s+(?:think|thought|got|believe|found|said|wrote|figured|calculated|guess|reckon|"
     r"concluded|put|worked\s+out|came\s+up\s+with|ended\s+up\s+with)|i'm\s+pretty\s+sure|"
-    r"my\s+(?:answer|result|guess|solution)\s+(?:is|was|=))\b",
+    r"my\s+(?:answer|result|guess|solution)\s+(?:is|was|=)|so\s+(?:it'?s|it\s+is|the\s+answer\s+is|"
+    r"that'?s|we\s+get|i\s+get|that\s+means))\b|"
+    r"(?:,|\s)\s*(?:right|yes|correct|no|isn'?t\s+it|aren'?t\s+they|doesn'?t\s+it|am\s+i\s+right)"
+    r"\s*\?\s*$",
     re.I,
 )
 _WH_QUESTION = re.compile(
