@@ -1,6 +1,7 @@
 """The LLM judge and the simulated student against fake endpoints on 127.0.0.1: a valid judgement
-is parsed, garbage JSON is retried with a new seed and then counted missing (never defaulted),
-the judge never sees the endpoint's name; success@k and telling@k of simulated dialogues."""
+is parsed ("not applicable" mistake identification scores None: outside n), garbage JSON is
+retried with a new seed and then counted missing (never defaulted), the judge never sees the
+endpoint's name; success@k and telling@k of simulated dialogues."""
 
 from __future__ import annotations
 
@@ -24,6 +25,10 @@ def test_parse_judgement_validates_every_field() -> None:
     parsed = parse_judgement("Here you go:\n```json\n" + json.dumps(GOOD) + "\n```")
     assert judgement_scores(parsed)["judge_tutor_tone"] == 1.0
     assert parsed["coherence"]["label"] == "yes"
+    right = {**GOOD, "mistake_identification": {"label": "Not applicable", "rationale": "right"}}
+    assert (
+        judgement_scores(parse_judgement(json.dumps(right)))["judge_mistake_identification"] is None
+    )
     with pytest.raises(ValueError, match="no JSON"):
         parse_judgement("I think it is good.")
     with pytest.raises(ValueError, match="socratic.score"):
