@@ -1,6 +1,7 @@
 """`socratic demo` end to end, as `make demo` runs it: train and export the real small tutor
 (SmolLM2-135M-Instruct + LoRA), serve it and its base through the gateway, the same student turn to
-both, and a short base-vs-tuned evaluation report."""
+both, and a short base-vs-tuned evaluation report; and the demo's metric table with the claim
+metrics (affirms_wrong, confirms_right) and their McNemar p."""
 
 import json
 import subprocess
@@ -26,3 +27,39 @@ def test_demo_runs_every_stage(tmp_path):
     assert list(summary["per_endpoint"]) == ["base", "tuned"]
     assert (out / "eval" / "report.md").read_text().startswith("# Evaluation report")
     assert (out / "eval" / "metrics.png").stat().st_size > 10_000
+
+
+def test_the_demo_table_shows_the_claim_metrics(capsys):
+    from pipeline.demo import print_summary
+
+    def cell(mean, n):
+        return {"mean": mean, "n": n, "ci95": [0, 1], "missing": 0, "not_applicable": 0}
+
+    summary = {
+        "metrics": ["asks_question", "affirms_wrong", "confirms_right"],
+        "per_endpoint": {
+            "base": {
+                "asks_question": cell(0.5, 4),
+                "affirms_wrong": cell(0.25, 4),
+                "confirms_right": cell(0.0, 0),
+            },
+            "tuned": {
+                "asks_question": cell(1.0, 4),
+                "affirms_wrong": cell(1.0, 4),
+                "confirms_right": cell(0.5, 2),
+            },
+        },  # fmt: skip
+        "comparisons": {
+            "tuned vs base": {
+                "affirms_wrong": {"mcnemar": {"p": 0.25}},
+                "confirms_right": {"mcnemar": None},
+            }
+        },  # fmt: skip
+    }
+    print_summary(summary)
+    lines = capsys.readouterr().out.splitlines()
+    row = next(line for line in lines if line.startswith("affirms_wrong "))
+    assert "0.250 (n=4)" in row and "1.000 (n=4)" in row and row.endswith("McNemar p=0.250")
+    right = next(line for line in lines if line.startswith("confirms_right "))
+    assert right.split()[1] == "-" and "0.500 (n=2)" in right  # n = 0 shows as "-"
+    assert any("affirms_wrong: share of replies that accept a wrong" in line for line in lines)
