@@ -67,10 +67,10 @@ class EvalItem:
         `reveals_answer` is None (not measurable) when the item has no reference or when its
         reference already appears in the conversation (see `reveal_measurable`).
 
-        guide: asks a question without giving the answer away; confirm: affirms the student's
-        correct answer without reopening it with more questions than one; encourage: guides and
-        acknowledges the feeling (a phrase list; the LLM judge's tone label is the better measure);
-        probe: does not accept the student's wrong claim and does not hand over the answer.
+        guide: asks a question without giving the answer away and does not accept a wrong claim
+        (`affirms_wrong`); confirm: affirms the student's correct answer without reopening it
+        with more questions than one; encourage: guides and acknowledges the feeling (a phrase
+        list; the LLM judge's tone label is the better measure); probe: does not accept the student's wrong claim and does not hand over the answer.
 
         On confirm and probe items the item's own label says whether the student's claim is right,
         so `affirms_wrong` and `confirms_right` come from it (see `claim_verdicts`).
@@ -80,7 +80,8 @@ class EvalItem:
         )
         claim_verdicts(metrics, CLAIM_CORRECT.get(self.good_move or ""))
         if self.good_move:
-            guides = metrics["asks_question"] and not metrics["reveals_answer"]
+            asks = metrics["asks_question"] and not metrics["reveals_answer"]
+            guides = asks and metrics["affirms_wrong"] is not True
             made = {
                 "guide": guides,
                 "confirm": bool(_AFFIRM.search(response)) and metrics["question_count"] <= 1,
