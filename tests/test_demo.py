@@ -23,8 +23,16 @@ def test_demo_runs_every_stage(tmp_path):
     tuned = next(i for i, line in enumerate(lines) if line.startswith("tuned:"))
     assert "finish_reason: stop" in lines[tuned + 1]  # the tuned tutor ended its turn at <|im_end|>
     assert json.loads((out / "train" / "export" / "tutor.json").read_text())["system_prompt"]
+    for kind in ("wrong claim", "right claim"):  # the chat shows both claims to both models
+        assert f"student ({kind}):" in res.stdout
+        assert res.stdout.count(f"accepts the {kind}:") == 2
     summary = json.loads((out / "eval" / "summary.json").read_text())
     assert list(summary["per_endpoint"]) == ["base", "tuned"]
+    for endpoint in ("base", "tuned"):  # the first claims items: wrong, right, wrong
+        per = summary["per_endpoint"][endpoint]
+        assert (per["affirms_wrong"]["n"], per["confirms_right"]["n"]) == (2, 1)
+    assert any(line.startswith("affirms_wrong ") for line in lines)
+    assert any(line.startswith("confirms_right ") for line in lines)
     assert (out / "eval" / "report.md").read_text().startswith("# Evaluation report")
     assert (out / "eval" / "metrics.png").stat().st_size > 10_000
 

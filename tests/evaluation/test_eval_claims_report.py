@@ -1,6 +1,7 @@
 """The report on student claims: `affirms_wrong` and `confirms_right` per endpoint with n, McNemar's
 exact test of base against tuned (p worked out by hand), not applicable versus missing (a failed
-reply, a claim the detector does not find), claims.png, and `mcnemar` itself. The verdict detector
+reply, a claim the detector does not find), claims.png (none for a run without claims), and
+`mcnemar` itself. The verdict detector
 stands in as a phrase rule here (the report's job is the counting; tests/tutor cover the detector).
 """
 
@@ -97,19 +98,18 @@ def test_report_shows_the_claims_and_plots_them(tmp_path, phrase_detector) -> No
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
 
 
-def test_without_the_detector_there_is_no_claims_section(tmp_path, monkeypatch) -> None:
-    real = tasks.score_response
-
-    def score(messages, reference):  # a scorer without the verdict keys
-        metrics = real(messages, reference)
-        for key in ("accepts_student_claim", "verdict", "affirms_wrong", "confirms_right"):
-            metrics.pop(key, None)
-        return metrics
-
-    monkeypatch.setattr(tasks, "score_response", score)
-    run = _run(tmp_path / "run")
-    assert "Student claims" not in write_report(run).read_text()
-    assert not (run / "claims.png").exists()
+def test_a_run_without_claims_has_no_claims_section(tmp_path) -> None:
+    root = tmp_path / "run"
+    root.mkdir()
+    item = {"id": "h1", "subject": "arithmetic", "kind": "homework", "reference_answer": "12",
+            "messages": [{"role": "user", "content": "What is 3 x 4?"}]}  # fmt: skip
+    rows = [{**item, "endpoint": e, "response": "What is 3 + 3 + 3 + 3?", "error": None}
+            for e in ("base", "tuned")]  # fmt: skip
+    (root / "responses.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (root / "run.json").write_text(json.dumps({"endpoints": ["base", "tuned"], "models": {},
+                                   "eval_set": "x", "items": 1, "limit": None, "sampling": {}}))  # fmt: skip
+    assert "Student claims" not in write_report(root).read_text()
+    assert not (root / "claims.png").exists()
 
 
 def test_mcnemar_by_hand() -> None:
