@@ -82,3 +82,18 @@ def test_simulated_student_success_and_telling(tmp_path, fake_openai) -> None:
     assert not sims["guide"]["telling"]
     assert sims["teller"]["telling"] and sims["teller"]["told_at"] == 1
     assert sims["guide"]["conversation"][-1] == {"role": "user", "content": "oh so it's 3/4"}
+
+
+def test_right_claims_are_not_simulated(tmp_path, fake_openai) -> None:
+    # the student who already states the right answer has nothing left to discover
+    tutor = fake_openai(lambda b: (200, "How could you check it?", 0), model="tutor")
+    claims = [{"id": f"c{i}", "subject": "arithmetic", "kind": kind, "good_move": move,
+               "reference_answer": "56", "scenario": {"problem": "7 x 8", "persona": "p"},
+               "messages": [{"role": "user", "content": f"7 x 8 = {said}, right?"}]}
+              for i, (kind, move, said) in enumerate((("claim_wrong", "probe", 54),
+                                                      ("claim_right", "confirm", 56)))]  # fmt: skip
+    (tmp_path / "claims.jsonl").write_text("".join(json.dumps(c) + "\n" for c in claims))
+    run = run_eval({"t": tutor.url}, tmp_path / "run", tmp_path / "claims.jsonl", progress=False)
+    student = fake_openai(lambda b: (200, "oh, 56", 0))
+    out = simulate_run(run, student.url, turns=1, progress=False)
+    assert [json.loads(line)["id"] for line in out.read_text().splitlines()] == ["c0"]
