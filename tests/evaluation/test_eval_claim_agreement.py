@@ -120,3 +120,21 @@ def test_an_accepted_wrong_claim_is_no_guiding_move() -> None:
     assert probe.score("Yes! And what is 9 squared?")["good_move_made"] is False
     right = _item("guide", "The square root of 81 is 9, yes?", "9")
     assert right.score("Right. What about the square of 8?")["good_move_made"] is True
+
+
+def test_eval_score_writes_the_claim_keys_for_every_row(tmp_path) -> None:
+    rows = [{"messages": [{"role": "user", "content": "The square root of 81 is 8, yes?"},
+                          {"role": "assistant", "content": "Right. What about 9 squared?"}],
+             "reference_answer": "9"},
+            {"messages": [{"role": "user", "content": "How do I start?"},
+                          {"role": "assistant", "content": "What do you know?"}]}]  # fmt: skip
+    src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert main(["eval", "score", str(src), "--out", str(out)]) == 0
+    first, second = (json.loads(line)["metrics"] for line in out.read_text().splitlines())
+    assert first["accepts_student_claim"] is True and first["verdict"]["rule"] == "accept"
+    assert first["student_claim_correct"] is False and first["affirms_wrong"] is True
+    assert first["confirms_right"] is None
+    assert second["accepts_student_claim"] is None and second["verdict"]["rule"] == "no-claim"
+    keys = ("student_claim_correct", "affirms_wrong", "confirms_right")
+    assert all(second[k] is None for k in keys)

@@ -128,3 +128,14 @@ def test_score_response_gains_the_claim_keys() -> None:
     assert m["affirms_wrong"] is None and m["confirms_right"] is None
     m = score(ROOT, "Right.")  # no reference: the verdict, but no judgement of the claim
     assert m["accepts_student_claim"] is True and m["student_claim_correct"] is None
+
+
+def test_every_verdict_on_the_dev_set_explains_itself(repo_root) -> None:
+    import json
+
+    for path in sorted((repo_root / "data" / "claims").glob("*-dev.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            msgs = json.loads(line)["messages"]
+            student = [m["content"] for m in msgs if m["role"] == "user"][-1]
+            verdict = accepts_student_claim(student, msgs[-1]["content"])
+            assert verdict.rule in RULES and verdict.span.strip(), line[:80]
