@@ -251,3 +251,23 @@ def test_near_duplicate_check_catches_a_reworded_eval_item(repo_root):
     theirs = _tokens(row["messages"][0]["content"])
     mine = _tokens("Hey, " + row["messages"][0]["content"].replace("?", "") + " please")
     assert difflib.SequenceMatcher(None, mine, theirs, autojunk=False).ratio() >= 0.75
+
+
+def test_bundled_pairs_agree_with_the_verdict_detector(bundled):
+    """The project's verdict detector (tutor.verdict) reads the contrast the pairs are meant to
+    carry: on wrong claims the rejected side accepts and the chosen side does not; on right claims
+    the chosen side never doubts and the rejected side never accepts (rates, the detector errs)."""
+    from tutor.verdict import accepts_student_claim
+
+    seen: Counter = Counter()
+    for p in bundled:
+        if p["kind"] == "answer_demand":
+            continue
+        student = p["prompt"][-1]["content"]
+        for side in ("chosen", "rejected"):
+            verdict = accepts_student_claim(student, p[side][0]["content"]).accepts
+            seen[p["kind"], side, verdict] += 1
+    wrong = sum(p["kind"] == "wrong_claim" for p in bundled)
+    assert seen["wrong_claim", "rejected", True] >= 0.9 * wrong, seen
+    assert seen["wrong_claim", "chosen", True] <= 0.03 * wrong, seen
+    assert seen["right_claim", "chosen", False] == 0 and seen["right_claim", "rejected", True] == 0
