@@ -125,6 +125,22 @@ def test_validate_detects_pairs_and_reports_every_bad_row(tmp_path, capsys):
                                  "(a preference row has prompt, chosen, rejected)"}]  # fmt: skip
 
 
+def test_validate_reads_each_file_in_its_own_format(tmp_path, capsys):
+    conv = {
+        "conversations": [{"role": "user", "content": "u"}, {"role": "assistant", "content": "a"}]
+    }
+    c = _write(tmp_path / "c.jsonl", [conv])
+    p = _write(tmp_path / "p.jsonl", [GOOD])
+    assert main(["data", "validate", str(p), str(c)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("rows: 1  valid: 1  invalid: 0") == 2 and "wrong_claim 1" in out
+    bad = _write(tmp_path / "bad.jsonl", [_bad(chosen=[])])
+    assert main(["data", "validate", "--json", str(c), str(bad)]) == 1
+    conv_report, pair_report = json.loads(capsys.readouterr().out)
+    assert conv_report["valid"] == 1 and pair_report["format"] == "preference"
+    assert pair_report["errors"][0]["where"] == f"{bad}:1"
+
+
 def test_convert_reads_standard_and_implicit_prompt_rows(tmp_path, capsys):
     standard = {
         "prompt": "Is 9 prime?",
