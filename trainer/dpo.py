@@ -150,10 +150,7 @@ def build_pairs(cfg: Config, tokenizer: Any, system_prompt: str | None) -> dict[
 
     d = cfg.data
     files = [resolve_path(f) for f in d.train_files]
-    pairs, invalid = read_pairs(files)
-    if invalid:
-        where, reason = invalid[0]
-        print(f"data: skipped {len(invalid)} invalid pair rows (first: {where}: {reason})")
+    pairs = read_pairs(files)
     if cfg.dpo.max_pairs is not None:
         pairs = pairs[: cfg.dpo.max_pairs]
     if not pairs:
@@ -164,7 +161,6 @@ def build_pairs(cfg: Config, tokenizer: Any, system_prompt: str | None) -> dict[
     system = d.system_prompt or system_prompt or TUTOR_SYSTEM_PROMPT
     train_ex, stats = encode_pairs(tokenizer, train_pairs, system, d.max_seq_len)
     eval_ex, _ = encode_pairs(tokenizer, eval_pairs, system, d.max_seq_len)
-    stats.invalid = invalid
     if not train_ex:
         raise TrainError(f"data.max_seq_len={d.max_seq_len}: every pair is longer; raise it")
     return {"train": train_ex, "eval": eval_ex, "stats": stats, "system_prompt": system,
@@ -242,7 +238,6 @@ def write_summary(cfg, state, data, run_dir, backend, sft_summary, seconds, peak
             "tokens": stats.tokens,
             "reply_tokens": stats.reply_tokens,
             "over_max_seq_len": stats.too_long,
-            "invalid": len(stats.invalid),
         },  # fmt: skip
         "steps": state.global_step,
         "epochs": state.epoch,

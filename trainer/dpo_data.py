@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from trainer.config import TrainError
 from trainer.data import IGNORE, template_segments
 
 
@@ -40,45 +41,26 @@ class PairStats:
     too_long: int = 0  # prompt + reply over data.max_seq_len on either side: not trained on
     tokens: int = 0
     reply_tokens: int = 0
-    invalid: list[tuple[str, str]] = field(default_factory=list)
 
     def line(self) -> str:
         return (
             f"{self.pairs} pairs -> {self.tokens} tokens ({self.reply_tokens} in replies), "
-            f"over max_seq_len {self.too_long}, invalid {len(self.invalid)}"
+            f"over max_seq_len {self.too_long}"
         )
 
 
-def read_pairs(files: Sequence[str | Path]) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
-    """Valid pair rows and (file:line, reason) for every invalid one; every row is counted."""
-    from tutor.io import read_rows
+def read_pairs(files: Sequence[str | Path]) -> list[dict[str, Any]]:
+    """Every pair of `files` (tutor.pairs.load_pairs): a bad row stops training with one line
+    naming file:line and field (`socratic data validate` lists them all)."""
+    from tutor.pairs import PairsError, load_pairs
 
-    valid, invalid = [], []
+    pairs: list[dict[str, Any]] = []
     for f in files:
-        for row in read_rows(f):
-            reason = row.error or pair_problem(row.value)
-            if reason:
-                invalid.append((row.where, reason))
-            else:
-                valid.append(row.value)
-    return valid, invalid
-
-
-def pair_problem(row: Any) -> str | None:
-    """Why `row` is not a conversational preference pair (None when it is one)."""
-    if not isinstance(row, dict):
-        return "expected an object with prompt, chosen and rejected"
-    prompt = row.get("prompt")
-    if not isinstance(prompt, list) or not prompt or prompt[-1].get("role") != "user":
-        return "prompt: expected a list of messages ending with a user turn"
-    for side in ("chosen", "rejected"):
-        msgs = row.get(side)
-        if not (isinstance(msgs, list) and len(msgs) == 1 and msgs[0].get("role") == "assistant"
-                and str(msgs[0].get("content", "")).strip()):  # fmt: skip
-            return f"{side}: expected one non-empty assistant message"
-    if row["chosen"][0]["content"].strip() == row["rejected"][0]["content"].strip():
-        return "rejected: equal to chosen"
-    return None
+        try:
+            pairs += load_pairs(f)
+        except PairsError as err:
+            raise TrainError(f"data.train_files: {err}") from None
+    return pairs
 
 
 def encode_reply(tokenizer: Any, messages: list[dict[str, str]]) -> tuple[list[int], list[int]]:

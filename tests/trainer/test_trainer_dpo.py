@@ -21,7 +21,7 @@ from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from trainer.checkpoints import latest_complete
-from trainer.config import ConfigError, load_config
+from trainer.config import ConfigError, TrainError, load_config
 from trainer.dpo_data import PairCollator, encode_pairs, read_pairs, sequence_logps
 from trainer.export import export_run
 from trainer.preference_loss import preference_loss
@@ -112,17 +112,12 @@ def test_only_the_last_reply_is_scored(tiny_base):
     assert tok.decode([t for t in ex.rejected_labels if t != -100]) == "Are you sure?<|im_end|>"
 
 
-def test_bad_pairs_are_named_and_counted(tmp_path):
+def test_a_bad_pair_row_stops_training_with_one_line(tmp_path):
     good = arithmetic_pairs(1, seed=1)[0]
     same = {**good, "rejected": good["chosen"]}
-    no_user = {**good, "prompt": [{"role": "assistant", "content": "Hi"}]}
-    empty = {**good, "chosen": [{"role": "assistant", "content": " "}]}
-    f = write_pairs(tmp_path / "p.jsonl", [good, same, no_user, empty])
-    valid, invalid = read_pairs([f])
-    assert len(valid) == 1
-    assert [w for w, _ in invalid] == [f"{f}:2", f"{f}:3", f"{f}:4"]
-    assert "equal to chosen" in invalid[0][1] and "user turn" in invalid[1][1]
-    assert invalid[2][1].startswith("chosen:")
+    f = write_pairs(tmp_path / "p.jsonl", [good, same])
+    with pytest.raises(TrainError, match=rf"data.train_files: {f}:2: rejected\[0\].content: equal"):
+        read_pairs([f])
 
 
 def dpo_overrides(run: Path, sft: Path, pairs: Path, *extra: str) -> list[str]:
