@@ -60,6 +60,7 @@ def dpo_args(cfg: Config, run_dir: Path, cuda: bool) -> Any:
         seed=t.seed,
         report_to=["wandb"] if wandb else "none",
         run_name=cfg.wandb.run_name or run_dir.name,
+        include_num_input_tokens_seen="non_padding",
         beta=d.beta,
         loss_type=losses,
         loss_weights=weights,
