@@ -1,13 +1,17 @@
 """Preference pairs (`tutor.pairs`): the validator's one-line errors naming file:line and field,
-`load_pairs`, and `socratic data validate|convert` on pairs files (detected by keys, nothing dropped
-silently, other shapes converted)."""
+`load_pairs`, `socratic data validate|convert` on pairs files (detected by keys, nothing dropped
+silently, other shapes converted), and the bundled data/pairs: valid, counts and balance as its
+README says, minimal (similar lengths), and no overlap with data/eval."""
 
+import difflib
 import json
+import re
+from collections import Counter
 
 import pytest
 
 from tutor.cli import main
-from tutor.pairs import PairsError, load_pairs, parse_pair
+from tutor.pairs import KINDS, PairsError, load_pairs, parse_pair
 from tutor.prompts import TUTOR_SYSTEM_PROMPT
 from tutor.schema import SchemaError
 
@@ -165,3 +169,85 @@ def test_convert_of_conversations_is_unchanged_by_pairs_detection(tmp_path, caps
     # forcing the preference format on conversations names the missing field
     assert main(["data", "convert", str(p), "--out", str(out), "--format", "preference"]) == 1
     assert f"{p}:1: record: missing key 'prompt'" in capsys.readouterr().err
+
+
+# --- the bundled pairs: data/pairs/pairs.jsonl -------------------------------------------------
+
+SUBJECTS = {"arithmetic", "algebra", "geometry", "programming", "physics", "chemistry", "biology",
+            "history", "geography", "economics", "statistics", "writing", "literature"}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def bundled(repo_root):
+    return load_pairs(repo_root / "data" / "pairs" / "pairs.jsonl")
+
+
+def _tokens(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9]+", text.lower())
+
+
+def test_bundled_pairs_counts_and_balance(bundled, repo_root):
+    assert len(bundled) >= 300
+    assert len({p["id"] for p in bundled}) == len(bundled)
+    kinds = Counter(p["kind"] for p in bundled)
+    share = {k: n / len(bundled) for k, n in kinds.items()}
+    assert 0.40 <= share["wrong_claim"] <= 0.50, share
+    assert 0.30 <= share["right_claim"] <= 0.40, share
+    assert 0.15 <= share["answer_demand"] <= 0.25, share
+    by_subject = Counter(p["subject"] for p in bundled)
+    assert set(by_subject) == SUBJECTS
+    assert max(by_subject.values()) - min(by_subject.values()) <= 2, by_subject
+    assert all((s, k) in {(p["subject"], p["kind"]) for p in bundled}
+               for s in SUBJECTS for k in KINDS)  # fmt: skip
+    assert sum(len(p["prompt"]) > 2 for p in bundled) >= 30  # multi-turn prompts too
+    # the README's table is the file's
+    readme = (repo_root / "data" / "pairs" / "README.md").read_text()
+    for s in SUBJECTS:
+        row = " | ".join(
+            str(sum(p["subject"] == s and p["kind"] == k for p in bundled)) for k in KINDS
+        )
+        assert f"| {s} | {row} | {by_subject[s]} |" in readme, s
+    assert f"**{len(bundled)}**" in readme
+
+
+def test_bundled_pairs_are_minimal_and_start_with_the_tutor_prompt(bundled):
+    for p in bundled:
+        assert p["prompt"][0] == SYSTEM, p["id"]
+        chosen, rejected = p["chosen"][0]["content"], p["rejected"][0]["content"]
+        ratio = len(chosen) / len(rejected)
+        assert 0.5 <= ratio <= 2.0, (p["id"], ratio)  # one point of difference, not length
+
+
+def test_bundled_pairs_do_not_overlap_the_eval_set(bundled, repo_root):
+    """No pair's student turn repeats or nearly repeats a student turn of any data/eval file."""
+    held_out = []
+    for path in sorted((repo_root / "data" / "eval").glob("*.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            row = json.loads(line)
+            held_out += [
+                _tokens(m["content"]) for m in row.get("messages", []) if m["role"] == "user"
+            ]
+    assert len(held_out) > 200
+    exact = {" ".join(t) for t in held_out}
+    for p in bundled:
+        for m in p["prompt"]:
+            if m["role"] != "user":
+                continue
+            mine = _tokens(m["content"])
+            assert " ".join(mine) not in exact, (p["id"], m["content"])
+            if len(mine) < 4:
+                continue
+            for theirs in held_out:
+                sm = difflib.SequenceMatcher(None, mine, theirs, autojunk=False)
+                if sm.real_quick_ratio() >= 0.75 and sm.quick_ratio() >= 0.75:
+                    assert sm.ratio() < 0.75, (p["id"], m["content"], " ".join(theirs))
+
+
+def test_near_duplicate_check_catches_a_reworded_eval_item(repo_root):
+    """The overlap test's measure flags an eval prompt with small edits (so it can fail)."""
+    row = json.loads(
+        (repo_root / "data" / "eval" / "single_turn.jsonl").read_text().splitlines()[0]
+    )
+    theirs = _tokens(row["messages"][0]["content"])
+    mine = _tokens("Hey, " + row["messages"][0]["content"].replace("?", "") + " please")
+    assert difflib.SequenceMatcher(None, mine, theirs, autojunk=False).ratio() >= 0.75
