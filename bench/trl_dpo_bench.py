@@ -94,7 +94,7 @@ def child(args: argparse.Namespace) -> None:
     overrides = [f"train.output_dir={out}", f"data.max_seq_len={args.seq_len}",
                  f"train.per_device_batch_size={args.batch}", "train.grad_accum=1",
                  f"train.max_steps={args.steps}", "train.eval_steps=0", "train.save_steps=100000",
-                 "train.logging_steps=1", "train.resume=never", "data.packing=false",
+                 "train.logging_steps=1", "train.resume=never", "data.packing=false", "data.eval_split=0",
                  f"dpo.max_pairs={args.batch * args.steps}"]  # fmt: skip
     if args.data:
         overrides.append(f"data.train_files=[{args.data}]")
@@ -137,11 +137,11 @@ def trl_trainer(cfg, model, tokenizer, data, out: Path) -> tuple[Any, Meter]:
     from trl.trainer.dpo_trainer import DataCollatorForPreference
 
     from bench.trl_cpu import install
-    from trainer.dpo_data import read_pairs
+    from trainer.dpo_data import read_pairs, select_pairs
     from tutor.schema import with_system_prompt
 
     install()  # no Triton on CPU: the plain-torch twin of TRL's fused LM head
-    pairs = read_pairs(data["files"])[: cfg.dpo.max_pairs]
+    pairs = select_pairs(read_pairs(data["files"]), cfg.dpo.max_pairs, cfg.train.seed)
     rows = [{"prompt": with_system_prompt(list(p["prompt"]), data["system_prompt"]),
              "chosen": p["chosen"], "rejected": p["rejected"]} for p in pairs]  # fmt: skip
     t = cfg.train

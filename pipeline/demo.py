@@ -31,9 +31,9 @@ from typing import Any
 STUDENT = "I think 0.5 is smaller than 0.25 because 5 is smaller than 25. Is that right?"
 PRESET = "smollm2-135m-cpu.yaml"
 DPO_PRESET = "smollm2-135m-dpo-cpu.yaml"
-# The demo's DPO stage: optimizer steps (of 8 pairs each) that keep `make demo` within 10 minutes
-# on 2 cores; the full preset (docs/training.md) runs one epoch.
-DPO_STEPS = 12
+# The demo's DPO stage: pairs (drawn across subjects, one epoch of 8 per step) that keep `make
+# demo` within 10 minutes on 2 cores; the full preset (docs/training.md) uses all of them.
+DPO_PAIRS = 104
 
 
 def register(root: argparse._SubParsersAction) -> None:
@@ -89,7 +89,7 @@ def train_and_export(out: Path) -> tuple[Path, Path]:
                       env={})  # fmt: skip
     run_stage(cfg)
     overrides = [f"train.output_dir={out / 'train'}", f"dpo.sft_run={sft}",
-                 f"train.max_steps={DPO_STEPS}"]  # fmt: skip
+                 f"dpo.max_pairs={DPO_PAIRS}"]  # fmt: skip
     run_dir = run_stage(load_config(CONFIGS_DIR / DPO_PRESET, overrides, env={}))
     export_dir = run_dir / "export"
     if not (export_dir / "tutor.json").exists():

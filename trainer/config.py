@@ -123,7 +123,9 @@ class DpoConfig(_Section):
     sft_weight: float = Field(
         0.0, ge=0, description="weight of the mean NLL of the chosen reply added to the loss"
     )
-    max_pairs: int | None = Field(None, ge=1, description="use the first N pairs; null = all")
+    max_pairs: int | None = Field(
+        None, ge=1, description="use N pairs drawn with train.seed; null = all"
+    )
 
 
 class WandbConfig(_Section):

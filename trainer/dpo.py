@@ -25,7 +25,14 @@ from typing import Any
 from trainer.backends import choose_backend
 from trainer.checkpoints import check_resume, resolve_resume
 from trainer.config import Config, ConfigError, TrainError, load_config, resolve_path
-from trainer.dpo_data import PairCollator, encode_pairs, pairs_digest, read_pairs, sequence_logps
+from trainer.dpo_data import (
+    PairCollator,
+    encode_pairs,
+    pairs_digest,
+    read_pairs,
+    select_pairs,
+    sequence_logps,
+)
 from trainer.train import check_special_tokens, finished, make_trainer, record_base
 
 REFERENCE_FILE = "reference_logps.json"
@@ -150,9 +157,7 @@ def build_pairs(cfg: Config, tokenizer: Any, system_prompt: str | None) -> dict[
 
     d = cfg.data
     files = [resolve_path(f) for f in d.train_files]
-    pairs = read_pairs(files)
-    if cfg.dpo.max_pairs is not None:
-        pairs = pairs[: cfg.dpo.max_pairs]
+    pairs = select_pairs(read_pairs(files), cfg.dpo.max_pairs, cfg.train.seed)
     if not pairs:
         raise TrainError(
             f"data.train_files: no valid preference pairs in {[str(f) for f in files]}"

@@ -63,6 +63,17 @@ def read_pairs(files: Sequence[str | Path]) -> list[dict[str, Any]]:
     return pairs
 
 
+def select_pairs(pairs: list[dict[str, Any]], n: int | None, seed: int) -> list[dict[str, Any]]:
+    """`n` pairs drawn without replacement (seeded; file order kept), or all of them: a subset
+    spans every subject of a file grouped by subject."""
+    if n is None or n >= len(pairs):
+        return pairs
+    import random
+
+    keep = set(random.Random(seed).sample(range(len(pairs)), n))
+    return [p for i, p in enumerate(pairs) if i in keep]
+
+
 def encode_reply(tokenizer: Any, messages: list[dict[str, str]]) -> tuple[list[int], list[int]]:
     """(input_ids, labels) of prompt + reply; only the last assistant turn carries labels."""
     segments = template_segments(tokenizer, messages)

@@ -104,14 +104,15 @@ def train_dpo_unsloth(cfg: Config, run_dir: Path, sft_adapter: Path, sft_summary
     from trainer.callbacks import CheckpointMarker, MetricsLogger, StopOnSignal
     from trainer.checkpoints import resolve_resume
     from trainer.dpo import load_adapter_weights, write_summary
-    from trainer.dpo_data import PairStats, read_pairs
+    from trainer.dpo_data import PairStats, read_pairs, select_pairs
     from trainer.train import check_special_tokens, export, record_base
     from tutor.prompts import TUTOR_SYSTEM_PROMPT
 
     load_adapter_weights(model, sft_adapter)
     tokenizer = AutoTokenizer.from_pretrained(sft_adapter)
     check_special_tokens(tokenizer)
-    pairs = read_pairs([resolve_path(f) for f in cfg.data.train_files])[: cfg.dpo.max_pairs]
+    files = [resolve_path(f) for f in cfg.data.train_files]
+    pairs = select_pairs(read_pairs(files), cfg.dpo.max_pairs, cfg.train.seed)
     system = cfg.data.system_prompt or sft_summary.get("system_prompt") or TUTOR_SYSTEM_PROMPT
     train_ds, eval_ds = pair_datasets(cfg, pairs, system)
     args = dpo_args(cfg, run_dir, torch.cuda.is_available())  # pad: the tokenizer's
