@@ -136,7 +136,7 @@ def stage_commands(s: PodSettings) -> list[tuple[str, list[str]]]:
     stages, last = [("train", train)], s.run_dir
     if s.dpo_config:
         last = s.run_dir / "dpo"
-        dpo = [*launcher, "train", "--config", s.dpo_config, f"train.output_dir={last}"]
+        dpo = [s.socratic, "train", "--config", s.dpo_config, f"train.output_dir={last}"]  # 1 GPU
         dpo += [f"dpo.sft_run={s.run_dir}", "train.resume=auto", "export.after_train=false"]
         stages.append(("dpo", [*dpo, *s.dpo_args]))
     export = [s.socratic, "export", "--run", str(last), "--out", str(s.run_dir / "export")]

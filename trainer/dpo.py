@@ -71,6 +71,11 @@ def train_dpo(cfg: Config) -> Path:
     """Train the preference stage per `cfg`; returns the run dir (also when stopped by SIGTERM)."""
     run_dir = Path(cfg.train.output_dir)
     main = int(os.environ.get("RANK", "0")) == 0
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise TrainError(
+            "train.stage=dpo runs in one process (its loss calls the model's backbone, which DDP "
+            "does not wrap): start it with socratic train, not accelerate launch / torchrun"
+        )
     check_resume(cfg.train.resume)
     backend, why = choose_backend(cfg.train.backend)
     sft_adapter, sft_cfg, sft_summary = resolve_sft(cfg)

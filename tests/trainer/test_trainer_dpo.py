@@ -137,6 +137,13 @@ def tiny_sft(tmp_path_factory, tiny_base) -> Path:
     return run_stage(cfg)
 
 
+def test_dpo_refuses_several_processes(tmp_path, monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    cfg = load_config(PRESET, ["train.stage=dpo", f"dpo.sft_run={tmp_path}"], env={})
+    with pytest.raises(TrainError, match="runs in one process"):
+        run_stage(cfg)
+
+
 def test_missing_sft_run_is_a_config_error(tmp_path):
     cfg = load_config(PRESET, ["train.stage=dpo", f"dpo.sft_run={tmp_path}"], env={})
     with pytest.raises(ConfigError, match="dpo.sft_run: .* holds no trained adapter"):
