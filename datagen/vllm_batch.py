@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 import re
 import shlex
-import signal
 import subprocess
 import sys
 import time
@@ -29,6 +28,7 @@ from tqdm import tqdm
 
 from datagen.api import FatalError
 from datagen.generate import GenerateArgs, log
+from tutor.proc import stop_process
 from tutor.vllm import describe, engine_flags, max_model_len, vllm_python
 
 _PROGRESS = re.compile(rb"Running batch:\s+\d+% Completed \| (\d+)/(\d+)")
@@ -114,21 +114,8 @@ class VllmBatches:
         finally:
             bar.close()
             if proc.poll() is None:
-                _stop(proc)
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    """SIGTERM makes the reaper kill the whole group; SIGKILL if even that does not happen."""
-    for sig, wait_s in ((signal.SIGTERM, 15), (signal.SIGKILL, 5)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout=wait_s)
-            return
-        except subprocess.TimeoutExpired:
-            continue
+                # SIGTERM makes the reaper kill the whole group; SIGKILL if even that does not
+                stop_process(proc, grace_s=15, group=True)
 
 
 def _tail(path: Path, size: int = 4096) -> bytes:

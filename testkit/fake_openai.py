@@ -39,8 +39,8 @@ def completion(content: str, model: str) -> dict:
 class FakeOpenAI:
     def __init__(self, reply: Reply, model: str = "fake-model"):
         self.reply, self.model, self.requests = reply, model, []
-        self._server = ThreadedServer(self._app).__enter__()
-        self.url = f"http://127.0.0.1:{self._server.port}"
+        self._server = ThreadedServer(self._app).start()
+        self.url = self._server.base
 
     async def _app(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -64,4 +64,4 @@ class FakeOpenAI:
             await send_json(send, 200, completion(str(content), body.get("model", self.model)))
 
     def close(self) -> None:
-        self._server.__exit__(None, None, None)
+        self._server.stop()
