@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 from datagen.api import Endpoint, FatalError, RequestFailed, RetryPolicy
-from datagen.generate import GenerateArgs, Manifest, log
+from datagen.job import GenerateArgs, Manifest, log
 from datagen.prompting import RequestPlan
 from datagen.session import Candidate, Outcome, Session
 

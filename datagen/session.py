@@ -22,7 +22,7 @@ from datagen.api import CallStats, Reply
 from datagen.cost import cost_usd
 from datagen.critique import critic_messages, critic_response_format, parse_critique
 from datagen.extract import extract_conversations
-from datagen.generate import Counts, GenerateArgs, Manifest, log, max_tokens_for
+from datagen.job import Counts, GenerateArgs, Manifest, log, max_tokens_for
 from datagen.prompting import RequestPlan, generator_messages, generator_response_format
 from datagen.prompting import plan_request as _plan_request
 from datagen.quality import Deduper, DupKeys, Rejected, Rules, check_candidate, socratic_problem

@@ -28,7 +28,7 @@ from typing import Any
 from tqdm import tqdm
 
 from datagen.api import FatalError
-from datagen.generate import GenerateArgs, log
+from datagen.job import GenerateArgs, log
 from tutor.vllm import describe, engine_flags, max_model_len, vllm_python
 
 _PROGRESS = re.compile(rb"Running batch:\s+\d+% Completed \| (\d+)/(\d+)")
