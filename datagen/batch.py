@@ -25,9 +25,9 @@ from typing import Any
 from datagen.api import Adapter, CallStats, FatalError
 from datagen.batch_lines import Line, read_results, request_line
 from datagen.cost import cost_usd
-from datagen.job import GenerateArgs, Manifest, log
-from datagen.session import Candidate, Session, expand, ranges
-from datagen.store import read_manifest, side_file, write_manifest
+from datagen.job import Candidate, GenerateArgs, Manifest, log
+from datagen.session import Session
+from datagen.store import expand, ranges, read_manifest, side_file, write_manifest
 from tutor.io import DataError, atomic_open
 from tutor.schema import Conversation
 

@@ -1,5 +1,6 @@
 """What a generation run is: its settings (`GenerateArgs`, the CLI's flags), its counts and its
-manifest, the log line format; the types every engine (real time, batch) shares. The dispatcher
+manifest, the conversations in flight (`Candidate`, `Outcome`), the log line format: the types
+every engine (real time, batch) shares. The dispatcher
 is `datagen.generate`.
 """
 
@@ -15,7 +16,9 @@ from typing import Any
 
 from datagen.cost import price_for
 from datagen.critique import DEFAULT_CRITIC_TEMPLATE
-from datagen.prompting import DEFAULT_TEMPLATE
+from datagen.prompting import DEFAULT_TEMPLATE, RequestPlan
+from datagen.quality import DupKeys
+from tutor.schema import Conversation
 
 
 @dataclass
@@ -186,6 +189,27 @@ class Manifest:
     @property
     def counts(self) -> dict[str, Any]:
         return self.data["sessions"][-1]["counts"]
+
+
+@dataclass
+class Candidate:
+    """A conversation that passed the gates and awaits its critique and commit."""
+
+    plan: RequestPlan
+    slot: int
+    conv: Conversation
+    keys: DupKeys
+
+
+@dataclass
+class Outcome:
+    """A conversation ready to commit (the original or the critic's revision)."""
+
+    slot: int
+    conv: Conversation
+    revised: bool
+    entry: dict[str, Any] | None  # the critique trail, None without critique
+    keys: DupKeys
 
 
 def max_tokens_for(k: int, exchanges: int) -> int:
