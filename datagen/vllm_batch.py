@@ -27,7 +27,7 @@ from typing import Any
 from tqdm import tqdm
 
 from datagen.api import FatalError
-from datagen.generate import GenerateArgs, log
+from datagen.job import GenerateArgs, log
 from tutor.proc import stop_process
 from tutor.vllm import describe, engine_flags, max_model_len, vllm_python
 
