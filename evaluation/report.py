@@ -28,7 +28,6 @@ from tutor.io import DataError, atomic_open, read_rows
 OFFLINE = ["asks_question", "reveals_answer", "good_move_made", "question_count", "words"]
 JUDGE = ["judge_socratic", "judge_helpfulness", *(f"judge_{d}" for d in DIMENSIONS)]
 HEATMAP = ["asks_question", "reveals_answer", "judge_socratic", "judge_helpfulness"]
-LOWER_IS_BETTER = {"reveals_answer", "judge_revealing_of_the_answer"}
 
 
 def _load(path: Path) -> list[dict]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from evaluation.report import LOWER_IS_BETTER
+LOWER_IS_BETTER = {"reveals_answer", "judge_revealing_of_the_answer"}
 
 EXPLAIN = {
     "asks_question": "share of replies that ask the student a question",
