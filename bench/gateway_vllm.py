@@ -30,10 +30,9 @@ from bench.common import cpu_seconds, print_table
 from bench.gateway_bench import GATEWAY_ENV
 from server.engine import EngineSpec
 from server.engine import vllm_command as engine_vllm_command
-from server.vllm_install import VLLM_INSTALL, VllmInstall, find_vllm, vllm_on_cpu
 from tutor.proc import free_port, spawned
 from tutor.prompts import TUTOR_SYSTEM_PROMPT
-from tutor.vllm import CPU_ENV
+from tutor.vllm import CPU_ENV, VLLM_INSTALL, VllmInstall, find_vllm, vllm_on_cpu
 
 MODEL = "socratic-tutor"
 GOAL = 0.97

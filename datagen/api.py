@@ -26,12 +26,14 @@ from typing import Any
 
 import openai
 
+from tutor.errors import UserError
 
-class FatalError(Exception):
+
+class FatalError(UserError):
     """The run cannot go on (bad key, bad model, endpoint keeps failing); one-line message."""
 
 
-class RequestFailed(Exception):
+class RequestFailed(UserError):
     """One request failed for good (non-retryable 4xx or out of retries); the run goes on."""
 
 

@@ -30,15 +30,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from server.vllm_install import (
+from tutor.errors import UserError
+from tutor.proc import StartError, stop_process, wait_healthy
+from tutor.vllm import (  # CPU_ENV: VLLM_CPU_KVCACHE_SPACE default on CPU (GiB)
+    CPU_ENV,
     VllmError,
     check_vllm,
+    cpu_default_flags,
     find_vllm,
     vllm_on_cpu,
     vllm_usable,
 )
-from tutor.proc import StartError, stop_process, wait_healthy
-from tutor.vllm import CPU_ENV  # VLLM_CPU_KVCACHE_SPACE default on CPU (GiB)
 
 ENGINES = ("auto", "vllm", "transformers")
 IM_END = "<|im_end|>"
@@ -47,8 +49,10 @@ HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")  # owner/name
 VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
 
 
-class EngineError(RuntimeError):
+class EngineError(UserError, RuntimeError):
     """The engine could not be started or died; the message ends with its last log lines."""
+
+    exit_code = 1
 
 
 @dataclass(frozen=True)
@@ -192,8 +196,6 @@ def vllm_command(
             cmd += [flag, str(value)]
     extra = shlex.split(spec.vllm_extra_args)
     if cpu:  # eager mode, one-step prefill, a bounded context: tutor.vllm.CPU_FLAGS says why
-        from tutor.vllm import cpu_default_flags
-
         cmd += cpu_default_flags(cmd + extra)
     return cmd + extra
 

@@ -92,7 +92,7 @@ VLLM_MAX_TOKENS_CAP = 256
 def vllm_install():
     """The vLLM the launcher finds; skipped when there is none, failed under make test
     (SOCRATIC_REQUIRE_VLLM=1), so CI never skips the vLLM tests silently."""
-    from server.vllm_install import VllmError, check_vllm, find_vllm
+    from tutor.vllm import VllmError, check_vllm, find_vllm
 
     try:
         return check_vllm(find_vllm())
