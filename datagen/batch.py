@@ -25,11 +25,10 @@ from typing import Any
 from datagen.api import Adapter, CallStats, FatalError
 from datagen.batch_lines import Line, read_results, request_line
 from datagen.cost import cost_usd
-from datagen.job import Candidate, GenerateArgs, Manifest, log
+from datagen.job import GenerateArgs, Manifest, log
 from datagen.session import Session
 from datagen.store import expand, ranges, read_manifest, side_file, write_manifest
 from tutor.io import DataError, atomic_open
-from tutor.schema import Conversation
 
 ROUND_LIMIT = 50_000  # requests per batch file (the OpenAI Batch API's limit)
 _FATAL_STATUS = (401, 403, 404)  # a bad key or model: no later round can do better
@@ -54,9 +53,10 @@ class BatchRun:
         critic_template: str | None,
         topics: list,
         previous: dict[str, Any] | None,
+        session_cls: type[Session] = Session,  # datagen.pairs_gen.PairSession for --pairs
     ):
         self.args = args
-        self.session = Session(args, template, critic_template, topics, previous)
+        self.session = session_cls(args, template, critic_template, topics, previous)
         self.stats = CallStats()
         self.params = Adapter(self.stats.adaptations)
         self.folder = side_file(args.out, "batches")
@@ -132,7 +132,7 @@ class BatchRun:
             items, st["critique"] = st["critique"][:ROUND_LIMIT], st["critique"][ROUND_LIMIT:]
             model = self.args.critic_model or self.args.model
             lines = [
-                request_line(it["id"], self._body(s.critique_request(self._cand(it))))
+                request_line(it["id"], self._body(s.critique_request(s.candidate_from_item(it))))
                 for it in items
             ]
             rnd = {"kind": "critique", "items": items}
@@ -201,11 +201,6 @@ class BatchRun:
             **self.params.apply(optional),
         }
 
-    def _cand(self, item: dict[str, Any]) -> Candidate:
-        conv = Conversation(messages=item["messages"], meta={})
-        keys = self.session.deduper.keys(conv.messages)
-        return Candidate(self.session.plan(item["request"]), item["slot"], conv, keys)
-
     # ------------------------------------------------------------------ results
 
     def _process(self, rnd: dict[str, Any]) -> None:
@@ -239,13 +234,13 @@ class BatchRun:
             if s.critic_template is None:
                 s.commit(plan, s.uncritiqued(candidates))
             else:
-                self.state["critique"] += [_item(c) for c in candidates]
+                self.state["critique"] += [s.candidate_item(c) for c in candidates]
         return failed
 
     def _process_critique(self, rnd: dict[str, Any], lines: dict[str, Line]) -> int:
         s, failed, outcomes = self.session, 0, {}
         for item in rnd["items"]:
-            cand, line = self._cand(item), lines[item["id"]]
+            cand, line = s.candidate_from_item(item), lines[item["id"]]
             if line.reply is None:
                 failed += 1
                 if self._retry(line, rnd):
@@ -336,12 +331,3 @@ class BatchRun:
             requests=requests,
             extra={"batch": {"mode": self.args.batch, "state": self.state_path.name}},
         )
-
-
-def _item(c: Candidate) -> dict[str, Any]:
-    return {
-        "id": f"crit-{c.plan.index}-{c.slot}",
-        "request": c.plan.index,
-        "slot": c.slot,
-        "messages": c.conv.messages,
-    }

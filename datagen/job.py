@@ -64,6 +64,10 @@ class GenerateArgs:
     poll_s: float = 30.0  # seconds between status checks of an OpenAI batch
     cancel_batch: bool = False  # cancel the recorded OpenAI batch, keep what it finished, stop
     vllm_args: str = ""  # extra flags for vLLM's batch runner, e.g. "--tensor-parallel-size 4"
+    pairs: bool = False  # write preference pairs (datagen.pairs_gen) instead of conversations
+    pairs_from: Path | None = None  # conversations whose good tutor turns become `chosen`
+    pairs_template: Path | None = None  # None: data/prompts/pairs_prompt.txt
+    pairs_critic_template: Path | None = None  # None: data/prompts/pairs_critic_prompt.txt
 
     def check(self) -> None:
         """Raise ValueError (one line) on inconsistent settings."""
@@ -221,7 +225,8 @@ def summary_line(m: Manifest, elapsed_s: float | None = None) -> str:
     c = m.counts
     cost = m.data["cost_usd"]
     parts = [
-        f"{m.conversations} conversations in {m.path.with_name(m.data['output'])}",
+        f"{m.conversations} {'pairs' if m.data['args'].get('pairs') else 'conversations'} in "
+        f"{m.path.with_name(m.data['output'])}",
         f"this run: {c['accepted']} accepted ({c['revised']} revised), "
         f"{sum(c['rejected'].values())} rejected, {sum(c['duplicates'].values())} duplicates, "
         f"{c['unparsed']} unparsed, {c['requests']} requests",
