@@ -8,6 +8,7 @@ The fakes are bare ASGI apps (no framework) so they cost far less than what they
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from tutor.proc import ThreadedUvicorn
@@ -33,6 +34,36 @@ async def send_json(
         {"type": "http.response.start", "status": status, "headers": headers + (extra or [])}
     )
     await send({"type": "http.response.body", "body": data})
+
+
+def chat_completion(
+    content: str, model: str, finish: str = "stop", *, usage: dict, id_: str
+) -> dict:
+    """A chat.completion body with one choice."""
+    return {
+        "id": id_,
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": content},
+                "finish_reason": finish,
+            }
+        ],
+        "usage": usage,
+    }
+
+
+def serve_until_interrupted(server: ThreadedUvicorn, banner: str) -> None:
+    """`python -m testkit.fake_...`: print `banner`, serve until Ctrl-C."""
+    with server as srv:
+        print(banner.format(url=srv.url), flush=True)
+        try:
+            srv.thread.join()
+        except KeyboardInterrupt:
+            pass
 
 
 class ThreadedServer(ThreadedUvicorn):

@@ -14,26 +14,14 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from testkit.asgi import ThreadedServer, read_body, send_json
+from testkit.asgi import ThreadedServer, chat_completion, read_body, send_json
 
 Reply = Callable[[dict], tuple[int, object, float]]
 
 
 def completion(content: str, model: str) -> dict:
-    return {
-        "id": "chatcmpl-test",
-        "object": "chat.completion",
-        "created": 0,
-        "model": model,
-        "choices": [
-            {
-                "index": 0,
-                "finish_reason": "stop",
-                "message": {"role": "assistant", "content": content},
-            }
-        ],
-        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
-    }
+    usage = {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}
+    return {**chat_completion(content, model, usage=usage, id_="chatcmpl-test"), "created": 0}
 
 
 class FakeOpenAI:

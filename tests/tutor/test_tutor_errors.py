@@ -16,6 +16,7 @@ CLASSES = {  # module: (class, exit code)
     "tutor.cli": [("CommandError", 2)],
     "tutor.io": [("DataError", 2)],
     "tutor.schema": [("SchemaError", 2)],
+    "tutor.pairs": [("PairsError", 2)],
     "datagen.api": [("FatalError", 2), ("RequestFailed", 2)],
     "datagen.quality": [("Rejected", 2)],
     "trainer.config": [("TrainError", 2), ("ConfigError", 2)],
@@ -38,7 +39,7 @@ def test_every_error_class_is_a_user_error(module: str) -> None:
         assert issubclass(cls, UserError), name
         if name != "ExportProcessError":  # its code is the child's, given per instance
             assert cls.exit_code == code, name
-    assert sum(len(v) for v in CLASSES.values()) == 18
+    assert sum(len(v) for v in CLASSES.values()) == 19
 
 
 def test_the_cli_prints_one_line_with_the_class_exit_code(monkeypatch, capsys) -> None:
