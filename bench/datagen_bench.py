@@ -25,7 +25,7 @@ PER_REQUEST = 5
 
 
 def measure(latency_s: float, concurrency: int, waves: int) -> dict[str, Any]:
-    import datagen.run  # noqa: F401  (imports openai: ~1 s once per process, not per run)
+    import datagen.realtime  # noqa: F401  (imports openai: ~1 s once per process, not per run)
     from datagen.generate import GenerateArgs, run_generation
 
     port = free_port()

@@ -22,8 +22,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from datagen.api import Adapter, CallStats, FatalError
 from datagen.batch_lines import Line, read_results, request_line
+from datagen.client import CallStats, FatalError, ParamFallback
 from datagen.cost import cost_usd
 from datagen.job import GenerateArgs, Manifest, log
 from datagen.session import Session
@@ -58,7 +58,7 @@ class BatchRun:
         self.args = args
         self.session = session_cls(args, template, critic_template, topics, previous)
         self.stats = CallStats()
-        self.params = Adapter(self.stats.adaptations)
+        self.params = ParamFallback(self.stats.adaptations)
         self.folder = side_file(args.out, "batches")
         self.state_path = side_file(args.out, "batch.json")
         self.stop_reason = "running"

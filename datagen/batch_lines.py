@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from datagen.api import Reply
+from datagen.client import Reply
 from tutor.io import DataError
 
 ENDPOINT = "/v1/chat/completions"

@@ -71,7 +71,7 @@ async def arun_generation(args: GenerateArgs) -> Manifest:
         from datagen.batch import BatchRun
 
         return BatchRun(args, *inputs, previous=previous, **kw).execute()
-    from datagen.run import Run  # the engine; imports openai
+    from datagen.realtime import Run  # the engine; imports openai
 
     return await Run(args, *inputs, previous=previous, **kw).execute()
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import zlib
 from typing import Any
 
-from datagen.api import Reply
+from datagen.client import Reply
 from datagen.extract import extract_object
 from datagen.job import Candidate, GenerateArgs, Manifest, Outcome, log
 from datagen.pairs_prompting import (

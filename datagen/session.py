@@ -1,4 +1,4 @@
-"""One generation session on one output file, shared by the real-time engine (`datagen.run`) and
+"""One generation session on one output file, shared by the real-time engine (`datagen.realtime`) and
 the batch engine (`datagen.batch`): both build every request and handle every reply here.
 
 A session opens and recovers the output file, seeds the deduper, and then, per request:
@@ -16,7 +16,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from datagen.api import CallStats, Reply
+from datagen.client import CallStats, Reply
 from datagen.cost import cost_usd
 from datagen.critique import critic_messages, critic_response_format, parse_critique
 from datagen.extract import extract_conversations

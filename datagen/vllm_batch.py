@@ -27,7 +27,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from datagen.api import FatalError
+from datagen.client import FatalError
 from datagen.job import GenerateArgs, log
 from tutor.proc import stop_process
 from tutor.vllm import (

@@ -25,7 +25,7 @@ from typing import Any
 
 import aiohttp
 
-from server.requests import error_body
+from server.chat_request import error_body
 from server.settings import Settings
 from tutor.errors import UserError
 

@@ -15,7 +15,7 @@ import math
 import time
 from typing import Any
 
-from datagen.api import Endpoint, FatalError, RequestFailed, RetryPolicy
+from datagen.client import Endpoint, FatalError, RequestFailed, RetryPolicy
 from datagen.job import Candidate, GenerateArgs, Manifest, Outcome, log
 from datagen.prompting import RequestPlan
 from datagen.session import Session
