@@ -1,5 +1,6 @@
-"""The prepared deployment check (the GPU check): the GPU job's first real run in under 10 minutes on one CUDA machine
-with no network, and what to carry there. Run it through scripts/gpu_check.sh:
+"""The prepared deployment check (the GPU check): the GPU job's first real run in under 10
+minutes on one CUDA machine with no network, and what to carry there. Run it through
+scripts/gpu_check.sh:
 
     scripts/gpu_check.sh --dry-run       # any machine: the plan, the wheels it lacks, the size
     scripts/gpu_check.sh --pack          # a networked machine: download + slim them into .whl/
