@@ -18,14 +18,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import print_table, spawn
-from server.launch import free_port
+from bench.common import print_table
+from tutor.proc import free_port, spawned
 
 PER_REQUEST = 5
 
 
 def measure(latency_s: float, concurrency: int, waves: int) -> dict[str, Any]:
-    import datagen.run  # noqa: F401  (imports openai: ~1 s once per process, not per run)
+    import datagen.realtime  # noqa: F401  (imports openai: ~1 s once per process, not per run)
     from datagen.generate import GenerateArgs, run_generation
 
     port = free_port()
@@ -39,7 +39,7 @@ def measure(latency_s: float, concurrency: int, waves: int) -> dict[str, Any]:
         str(latency_s * 1000),
     ]
     n = waves * concurrency * PER_REQUEST
-    with spawn(cmd, f"http://127.0.0.1:{port}/v1/models"), tempfile.TemporaryDirectory() as tmp:
+    with spawned(cmd, f"http://127.0.0.1:{port}/v1/models"), tempfile.TemporaryDirectory() as tmp:
         args = GenerateArgs(
             out=Path(tmp) / "gen.jsonl",
             n=n,

@@ -24,8 +24,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from bench.common import cpu_seconds, percentile, pinned, print_table, spawn
-from server.launch import free_port
+from bench.common import cpu_seconds, percentile, pinned, print_table
+from tutor.proc import free_port, spawned
 
 LATENCY_MS = 50.0  # the fake upstream's total response time
 CHUNKS = 16  # streamed chunks per response
@@ -139,8 +139,8 @@ def run(quick: bool) -> dict[str, Any]:
     cores = Cores.layout()
     rows = []
     with (
-        spawn(pinned(up_cmd, cores.upstream), upstream + "/health") as up,
-        spawn(pinned(gw_cmd, cores.proxy), gateway + "/ready", env=GATEWAY_ENV) as gw,
+        spawned(pinned(up_cmd, cores.upstream), upstream + "/health") as up,
+        spawned(pinned(gw_cmd, cores.proxy), gateway + "/ready", env=GATEWAY_ENV) as gw,
         client_on(cores.client),
     ):
         for stream in (False, True):

@@ -22,10 +22,10 @@ import sys
 from contextlib import ExitStack
 from typing import Any
 
-from bench.common import pinned, print_table, spawn
+from bench.common import pinned, print_table
 from bench.gateway_bench import CHUNKS, GATEWAY_ENV, LATENCY_MS, Cores, client_on, measure
 from bench.peers import KEY, litellm_proxy, nginx_proxy
-from server.launch import free_port
+from tutor.proc import free_port, spawned
 
 GOAL_LEVEL = 16
 
@@ -37,14 +37,14 @@ def start_gateway(stack: ExitStack, cores: Cores) -> tuple[int, dict[str, tuple[
     upstream = f"http://127.0.0.1:{up_port}"
     up_cmd = [sys.executable, "-m", "testkit.fast_upstream", "--port", str(up_port),
               "--latency-ms", str(LATENCY_MS), "--chunks", str(CHUNKS)]  # fmt: skip
-    targets = {"direct": (upstream, stack.enter_context(spawn(pinned(up_cmd, cores.upstream),
+    targets = {"direct": (upstream, stack.enter_context(spawned(pinned(up_cmd, cores.upstream),
                                                               upstream + "/health")))}  # fmt: skip
     port = free_port()
     gw_cmd = [sys.executable, "-m", "tutor.cli", "serve", "--engine-url", upstream,
               "--port", str(port), "--log-level", "WARNING"]  # fmt: skip
     env = {**GATEWAY_ENV, "API_KEYS": KEY}
     url = f"http://127.0.0.1:{port}"
-    targets["gateway"] = (url, stack.enter_context(spawn(pinned(gw_cmd, cores.proxy),
+    targets["gateway"] = (url, stack.enter_context(spawned(pinned(gw_cmd, cores.proxy),
                                                          url + "/ready", env=env)))  # fmt: skip
     return up_port, targets
 

@@ -25,9 +25,9 @@ from __future__ import annotations
 import zlib
 from typing import Any
 
-from datagen.api import Reply
+from datagen.client import Reply
 from datagen.extract import extract_object
-from datagen.generate import GenerateArgs, Manifest, log
+from datagen.job import Candidate, GenerateArgs, Manifest, Outcome, log
 from datagen.pairs_prompting import (
     CRITIC_FORMAT,
     LENGTH_RATIO,
@@ -39,8 +39,8 @@ from datagen.pairs_prompting import (
     fill,
 )
 from datagen.quality import Rejected
-from datagen.session import Candidate, Outcome, Session, expand
-from datagen.store import Appender, side_file
+from datagen.session import Session
+from datagen.store import Appender, expand, side_file
 from tutor.data import reason_key
 from tutor.io import DataError
 from tutor.pairs import KINDS, PairsReport, iter_pairs, pair_fingerprint, parse_pair

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from datagen.generate import GenerateArgs
+from datagen.job import GenerateArgs
 from tutor.io import DataError, read_rows
 from tutor.pairs import KINDS
 from tutor.paths import PROMPTS_DIR

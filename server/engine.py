@@ -22,24 +22,25 @@ import json
 import os
 import re
 import shlex
-import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from server.vllm_install import (
+from tutor.errors import UserError
+from tutor.proc import StartError, stop_process, wait_healthy
+from tutor.vllm import (  # CPU_ENV: VLLM_CPU_KVCACHE_SPACE default on CPU (GiB)
+    CPU_ENV,
     VllmError,
     check_vllm,
+    cpu_default_flags,
     find_vllm,
     vllm_on_cpu,
     vllm_usable,
 )
-from tutor.vllm import CPU_ENV  # VLLM_CPU_KVCACHE_SPACE default on CPU (GiB)
 
 ENGINES = ("auto", "vllm", "transformers")
 IM_END = "<|im_end|>"
@@ -48,8 +49,10 @@ HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")  # owner/name
 VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
 
 
-class EngineError(RuntimeError):
+class EngineError(UserError, RuntimeError):
     """The engine could not be started or died; the message ends with its last log lines."""
+
+    exit_code = 1
 
 
 @dataclass(frozen=True)
@@ -193,8 +196,6 @@ def vllm_command(
             cmd += [flag, str(value)]
     extra = shlex.split(spec.vllm_extra_args)
     if cpu:  # eager mode, one-step prefill, a bounded context: tutor.vllm.CPU_FLAGS says why
-        from tutor.vllm import cpu_default_flags
-
         cmd += cpu_default_flags(cmd + extra)
     return cmd + extra
 
@@ -316,27 +317,23 @@ class EngineProcess:
 
     def wait_healthy(self, timeout_s: float, poll_s: float = 0.5) -> None:
         """Block until GET health_url answers 200; fail fast if the process exits."""
-        import httpx
-
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if not self.alive:
-                code = self.proc.returncode if self.proc else None
-                self._join_reader()
+        try:
+            wait_healthy(self.health_url, timeout_s, self.proc, self._tail_after_exit, poll_s)
+        except StartError as e:
+            if e.returncode is not None:
                 raise EngineError(
-                    f"the engine exited with code {code} during start-up; last log lines:\n{self.tail()}"
-                )
-            try:
-                if httpx.get(self.health_url, timeout=2.0).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(poll_s)
-        self.stop()
-        raise EngineError(
-            f"the engine was not healthy at {self.health_url} within {timeout_s:g} s "
-            f"(raise ENGINE_START_TIMEOUT_S for big models); last log lines:\n{self.tail()}"
-        )
+                    f"the engine exited with code {e.returncode} during start-up; last log lines:\n{e.tail}"
+                ) from None
+            self.stop()
+            raise EngineError(
+                f"the engine was not healthy at {self.health_url} within {timeout_s:g} s "
+                f"(raise ENGINE_START_TIMEOUT_S for big models); last log lines:\n{self.tail()}"
+            ) from None
+
+    def _tail_after_exit(self) -> str:
+        if not self.alive:
+            self._join_reader()  # the last lines the process wrote
+        return self.tail()
 
     def signal(self, sig: int) -> None:
         """Send `sig` to the engine's whole process group (vLLM runs worker processes)."""
@@ -350,12 +347,7 @@ class EngineProcess:
         """SIGTERM, then SIGKILL after `grace_s` seconds; returns the exit code."""
         if self.proc is None:
             return None
-        self.signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=grace_s)
-        except subprocess.TimeoutExpired:
-            self.signal(signal.SIGKILL)
-            self.proc.wait(timeout=10)
+        stop_process(self.proc, grace_s, group=True)
         self._join_reader()
         return self.proc.returncode
 

@@ -27,9 +27,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from server import upstream
+from server.chat_request import RequestError, error_body, models_list, normalize_chat_request
 from server.limits import KeyLimiter, authenticate
 from server.observability import Metrics, log_event, setup_logging
-from server.requests import RequestError, error_body, models_list, normalize_chat_request
 from server.settings import Settings
 from server.web import add_web_ui
 

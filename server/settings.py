@@ -18,14 +18,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tutor.errors import UserError
 from tutor.prompts import TUTOR_SYSTEM_PROMPT
 
 POLICIES = ("keep", "replace", "prepend")
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
-class SettingsError(ValueError):
+class SettingsError(UserError, ValueError):
     """A setting has a bad value; the message names the environment variable."""
+
+    exit_code = 1
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,10 @@ The fakes are bare ASGI apps (no framework) so they cost far less than what they
 from __future__ import annotations
 
 import json
-import threading
 import time
 from typing import Any
+
+from tutor.proc import ThreadedUvicorn
 
 
 async def read_body(receive: Any) -> bytes:
@@ -35,40 +36,44 @@ async def send_json(
     await send({"type": "http.response.body", "body": data})
 
 
-class ThreadedServer:
-    """Serve an ASGI `app` with uvicorn on 127.0.0.1 in a background thread.
+def chat_completion(
+    content: str, model: str, finish: str = "stop", *, usage: dict, id_: str
+) -> dict:
+    """A chat.completion body with one choice."""
+    return {
+        "id": id_,
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": content},
+                "finish_reason": finish,
+            }
+        ],
+        "usage": usage,
+    }
+
+
+def serve_until_interrupted(server: ThreadedUvicorn, banner: str) -> None:
+    """`python -m testkit.fake_...`: print `banner`, serve until Ctrl-C."""
+    with server as srv:
+        print(banner.format(url=srv.url), flush=True)
+        try:
+            srv.thread.join()
+        except KeyboardInterrupt:
+            pass
+
+
+class ThreadedServer(ThreadedUvicorn):
+    """Serve a bare ASGI `app` on 127.0.0.1 in a background thread; `url` ends in /v1 (an OpenAI
+    client's base URL), `base` is the server's root.
 
     with ThreadedServer(app) as srv: ... srv.url ...
     """
 
     def __init__(self, app: Any, port: int = 0, state: Any = None):
-        import socket
-
-        import uvicorn
-
-        self.state = state
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", port))
-        self.port = self.sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}/v1"
-        config = uvicorn.Config(
-            app, log_level="warning", access_log=False, lifespan="off", interface="asgi3"
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(
-            target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True
-        )
-
-    def __enter__(self) -> ThreadedServer:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("fake server did not start within 10 s")
-            time.sleep(0.01)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
-        self.sock.close()
+        super().__init__(app, port=port, lifespan="off", interface="asgi3")
+        self.state, self.base = state, self.url
+        self.url = f"{self.base}/v1"

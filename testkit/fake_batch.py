@@ -34,7 +34,7 @@ from email.parser import BytesParser
 from email.policy import HTTP
 from typing import Any
 
-from testkit.asgi import read_body, send_json
+from testkit.asgi import read_body, send_json, serve_until_interrupted
 from testkit.fake_generator import (
     _CRITIC_MARKER,
     FakeServer,
@@ -318,12 +318,8 @@ def main() -> None:
         "--fail-every", type=int, default=0, help="every Nth line fails with 500 (0 = none)"
     )
     args = p.parse_args()
-    with FakeBatchServer(BatchState(fail_every=args.fail_every), args.port) as srv:
-        print(f"fake batch API at {srv.url}", flush=True)
-        try:
-            srv.thread.join()
-        except KeyboardInterrupt:
-            pass
+    server = FakeBatchServer(BatchState(fail_every=args.fail_every), args.port)
+    serve_until_interrupted(server, "fake batch API at {url}")
 
 
 if __name__ == "__main__":

@@ -28,12 +28,17 @@ import json
 import random
 import re
 import threading
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from testkit.asgi import ThreadedServer, read_body, send_json
+from testkit.asgi import (
+    ThreadedServer,
+    chat_completion,
+    read_body,
+    send_json,
+    serve_until_interrupted,
+)
 
 _SYLLABLES = "ka lo mi nu pe ri sa to vu ze ba do fi gu he ja ke li mo na po qu re si te".split()
 _CRITIC_MARKER = "SOCRATIC PRINCIPLES:\n1. probing_questions"
@@ -189,24 +194,12 @@ def make_app(state: FakeState):
 
 
 def completion_body(content: str, finish: str, model: str, prompt: str) -> dict:
-    return {
-        "id": "chatcmpl-fake",
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": model,
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": content},
-                "finish_reason": finish,
-            }
-        ],
-        "usage": {
-            "prompt_tokens": len(prompt) // 4,
-            "completion_tokens": len(content) // 4,
-            "total_tokens": (len(prompt) + len(content)) // 4,
-        },
+    usage = {
+        "prompt_tokens": len(prompt) // 4,
+        "completion_tokens": len(content) // 4,
+        "total_tokens": (len(prompt) + len(content)) // 4,
     }
+    return chat_completion(content, model, finish, usage=usage, id_="chatcmpl-fake")
 
 
 class FakeServer(ThreadedServer):
@@ -237,12 +230,7 @@ def main() -> None:
         latency_s=args.latency_ms / 1000,
         revise_every=args.revise_every,
     )
-    with FakeServer(state, args.port) as srv:
-        print(f"fake generator endpoint at {srv.url}", flush=True)
-        try:
-            srv.thread.join()
-        except KeyboardInterrupt:
-            pass
+    serve_until_interrupted(FakeServer(state, args.port), "fake generator endpoint at {url}")
 
 
 if __name__ == "__main__":

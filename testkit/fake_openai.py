@@ -14,33 +14,21 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from testkit.asgi import ThreadedServer, read_body, send_json
+from testkit.asgi import ThreadedServer, chat_completion, read_body, send_json
 
 Reply = Callable[[dict], tuple[int, object, float]]
 
 
 def completion(content: str, model: str) -> dict:
-    return {
-        "id": "chatcmpl-test",
-        "object": "chat.completion",
-        "created": 0,
-        "model": model,
-        "choices": [
-            {
-                "index": 0,
-                "finish_reason": "stop",
-                "message": {"role": "assistant", "content": content},
-            }
-        ],
-        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
-    }
+    usage = {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}
+    return {**chat_completion(content, model, usage=usage, id_="chatcmpl-test"), "created": 0}
 
 
 class FakeOpenAI:
     def __init__(self, reply: Reply, model: str = "fake-model"):
         self.reply, self.model, self.requests = reply, model, []
-        self._server = ThreadedServer(self._app).__enter__()
-        self.url = f"http://127.0.0.1:{self._server.port}"
+        self._server = ThreadedServer(self._app).start()
+        self.url = self._server.base
 
     async def _app(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -64,4 +52,4 @@ class FakeOpenAI:
             await send_json(send, 200, completion(str(content), body.get("model", self.model)))
 
     def close(self) -> None:
-        self._server.__exit__(None, None, None)
+        self._server.stop()

@@ -13,10 +13,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import time
 from typing import Any
 
-from testkit.asgi import read_body, send_json
+from testkit.asgi import chat_completion, read_body, send_json
 
 DEFAULT_CONTENT = "What do you already know about this problem, and where would you start?"
 
@@ -53,22 +52,8 @@ def _split(text: str, n: int) -> list[str]:
 
 
 def _completion(content: str, model: str) -> bytes:
-    return json.dumps(
-        {
-            "id": "chatcmpl-bench",
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": model,
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": content},
-                    "finish_reason": "stop",
-                }
-            ],
-            "usage": {"prompt_tokens": 20, "completion_tokens": 16, "total_tokens": 36},
-        }
-    ).encode()
+    usage = {"prompt_tokens": 20, "completion_tokens": 16, "total_tokens": 36}
+    return json.dumps(chat_completion(content, model, usage=usage, id_="chatcmpl-bench")).encode()
 
 
 async def _stream(send: Any, pieces: list[str], latency_s: float, model: str) -> None:

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from datagen.api import FatalError
-from datagen.batch import parse_line, read_results
+from datagen.batch_lines import parse_line, read_results
+from datagen.client import FatalError
 from datagen.cost import PRICES
 from datagen.generate import GenerateArgs, run_generation
 from datagen.session import Session

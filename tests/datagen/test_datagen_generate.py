@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from datagen.api import FatalError
+from datagen.client import FatalError
 from datagen.generate import GenerateArgs, run_generation
 from testkit.fake_generator import FakeServer, FakeState
 from tutor.cli import main as socratic

@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from datagen.api import _retry_after
+from datagen.client import _retry_after
 from datagen.cost import cost_usd, price_for
 from datagen.critique import PRINCIPLES, parse_critique
 from datagen.extract import extract_conversations, remove_trailing_commas

@@ -9,56 +9,30 @@ The fake engine (`testkit.fault_engine`) picks its behaviour from the last user 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-import socket
 import subprocess
 import sys
-import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 import pytest
 
 from testkit.fault_engine import fake_engine_app
+from tutor.proc import ThreadedUvicorn, free_port, spawned
 
 
-@dataclass
-class RunningServer:
-    url: str
-    server: object
-    thread: threading.Thread
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
-
-
-def run_app(app) -> RunningServer:
-    """Serve an ASGI app on a free 127.0.0.1 port in a daemon thread."""
-    import uvicorn
-
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
-    thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "test server did not start"
-        time.sleep(0.02)
-    return RunningServer(f"http://127.0.0.1:{sock.getsockname()[1]}", server, thread)
+def run_app(app) -> ThreadedUvicorn:
+    """Serve an ASGI app on a free 127.0.0.1 port in a daemon thread (`url`, `stop()`)."""
+    return ThreadedUvicorn(app).start(timeout_s=20)
 
 
 @pytest.fixture
 def serve_app():
     """Start ASGI apps with `run_app`; all stopped when the test ends."""
-    started: list[RunningServer] = []
+    started: list[ThreadedUvicorn] = []
 
-    def start(app) -> RunningServer:
+    def start(app) -> ThreadedUvicorn:
         started.append(run_app(app))
         return started[-1]
 
@@ -87,7 +61,7 @@ def gateway_factory():
     from server.gateway import create_app
     from server.settings import Settings
 
-    started: list[RunningServer] = []
+    started: list[ThreadedUvicorn] = []
 
     def make(**overrides) -> str:
         running = run_app(create_app(Settings.from_env({}, **overrides)))
@@ -118,7 +92,7 @@ VLLM_MAX_TOKENS_CAP = 256
 def vllm_install():
     """The vLLM the launcher finds; skipped when there is none, failed under make test
     (SOCRATIC_REQUIRE_VLLM=1), so CI never skips the vLLM tests silently."""
-    from server.vllm_install import VllmError, check_vllm, find_vllm
+    from tutor.vllm import VllmError, check_vllm, find_vllm
 
     try:
         return check_vllm(find_vllm())
@@ -166,26 +140,11 @@ class VllmServe:
     max_tokens_cap: int = VLLM_MAX_TOKENS_CAP
 
 
-def wait_ready(url: str, proc: subprocess.Popen, log: Path, timeout_s: float) -> None:
-    """Until GET url/ready answers 200; the process's log tail if it exits or times out."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        assert proc.poll() is None, f"exited {proc.returncode}: {log.read_text()[-4000:]}"
-        assert time.monotonic() < deadline, f"not ready in {timeout_s} s: {log.read_text()[-4000:]}"
-        try:
-            if httpx.get(url + "/ready", timeout=5).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(1.0)
-
-
 @pytest.fixture(scope="session")
 def vllm_serve(vllm_install, smol_run: SmolRun, tmp_path_factory: pytest.TempPathFactory):
     """`socratic serve --model BASE --lora-adapter ADAPTER --engine vllm --api-key K`: the real
     vLLM engine (base + LoRA, two model names) behind the gateway, started once per session and
     restarted once at most (ENGINE_MAX_RESTARTS=1, used by the fault test)."""
-    from server.launch import free_port
 
     port, engine_port = free_port(), free_port()
     log = tmp_path_factory.mktemp("vllm-serve") / "serve.log"
@@ -196,15 +155,6 @@ def vllm_serve(vllm_install, smol_run: SmolRun, tmp_path_factory: pytest.TempPat
         "--max-model-len", "2048", "--max-tokens-cap", str(VLLM_MAX_TOKENS_CAP),
         "--engine-max-restarts", "1", "--request-timeout-s", "60",
     ]  # fmt: skip
-    with open(log, "w") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(url, proc, log, timeout_s=1200)
+    with spawned(cmd, url + "/ready", 1200, log=log, grace_s=60, poll_s=1.0) as proc:
         yield VllmServe(url, f"http://127.0.0.1:{engine_port}", proc, log)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()

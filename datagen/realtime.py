@@ -15,10 +15,10 @@ import math
 import time
 from typing import Any
 
-from datagen.api import Endpoint, FatalError, RequestFailed, RetryPolicy
-from datagen.generate import GenerateArgs, Manifest, log
+from datagen.client import Endpoint, FatalError, RequestFailed, RetryPolicy
+from datagen.job import Candidate, GenerateArgs, Manifest, Outcome, log
 from datagen.prompting import RequestPlan
-from datagen.session import Candidate, Outcome, Session
+from datagen.session import Session
 
 _CHECKPOINT_S = 1.0  # manifest rewrite interval while running
 
