@@ -110,12 +110,11 @@ def plot_claims(summary: dict, out: Path) -> None:
     ax.set_ylabel("share of replies, 95% bootstrap CI")
     ax.grid(axis="y", alpha=0.3)
     ax.legend(title="endpoint", fontsize=8)
-    tests = [
-        f"{name}: " + ", ".join(f"{m} p={_pvalue(c[m])}" for m in names)
+    tests = [  # one line per comparison, p of each metric in the order of the bars
+        f"McNemar {name}: " + ", ".join(f"p{_pvalue(c[m])}" for m in names)
         for name, c in summary["comparisons"].items()
     ]
-    ax.set_title("Student claims" + ("\nMcNemar " + "; ".join(tests) if tests else ""),
-                 fontsize=9)  # fmt: skip
+    ax.set_title("\n".join(["Student claims", *tests]), fontsize=9)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)
@@ -124,5 +123,5 @@ def plot_claims(summary: dict, out: Path) -> None:
 def _pvalue(comparison: dict) -> str:
     test = comparison.get("mcnemar")
     if not test:
-        return "–"
-    return "<0.001" if test["p"] < 0.001 else f"{test['p']:.3f}"
+        return " –"
+    return "<0.001" if test["p"] < 0.001 else f"={test['p']:.3f}"

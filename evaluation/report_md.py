@@ -146,9 +146,12 @@ def _claims_section(summary: dict) -> list[str]:
         cells = []
         for m in claims:
             t = comp[m].get("mcnemar")
-            cells.append(
-                f"p={_p(t['p'])} ({t['a_only']} / {t['b_only']}, n={t['n']})" if t else "–"
-            )
+            if not t:
+                cells.append("–")
+                continue
+            p = _p(t["p"])  # "<0.001" or a number
+            p = p if p.startswith("<") else f"={p}"
+            cells.append(f"p{p} ({t['a_only']} / {t['b_only']}, n={t['n']})")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return [*lines, "", "![student claims](claims.png)"]
 

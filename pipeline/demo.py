@@ -172,7 +172,9 @@ def evaluate(base_url: str, tuned_url: str, out: Path, args: argparse.Namespace)
     report = write_report(run_dir)
     summary = json.loads((run_dir / "summary.json").read_text())
     print_summary(summary)
-    print(f"report: {report}  (plots: {run_dir / 'metrics.png'}, {run_dir / 'subjects.png'})")
+    plots = ", ".join(str(run_dir / n) for n in ("metrics.png", "subjects.png", "claims.png")
+                      if (run_dir / n).exists())  # fmt: skip
+    print(f"report: {report}  (plots: {plots})")
 
 
 def print_summary(summary: dict) -> None:
