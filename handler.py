@@ -67,7 +67,9 @@ def configure(env: Mapping[str, str]) -> Config:
     from server.engine import EngineSpec, resolve_engine
     from server.launch import gateway_settings
     from server.settings import Settings, env_number
+    from server.vllm_flags import with_aliases
 
+    env = with_aliases(env)  # worker-vllm's MODEL_NAME, VLLM_STARTUP_TIMEOUT, ...
     max_concurrency = env_number(env, "MAX_CONCURRENCY", 32, minimum=1)
     start_timeout_s = env_number(env, "ENGINE_START_TIMEOUT_S", 900.0, minimum=1)
     if env.get("ENGINE_URL"):

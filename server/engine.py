@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from server.settings import Settings
+from server.vllm_flags import FlagError, vllm_env_flags, with_aliases
 from tutor.errors import UserError
 from tutor.proc import StartError, stop_process, wait_healthy
 from tutor.vllm import (  # CPU_ENV: VLLM_CPU_KVCACHE_SPACE default on CPU (GiB)
@@ -77,7 +79,7 @@ class EngineSpec:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> EngineSpec:
-        env = os.environ if env is None else env
+        env = with_aliases(os.environ if env is None else env)  # MODEL_NAME -> MODEL, ...
         values: dict[str, Any] = {}
         for field in dataclasses.fields(cls):
             raw = env.get(field.name.upper(), "")
@@ -100,6 +102,12 @@ class EngineSpec:
     @property
     def health_url(self) -> str:
         return self.url + "/health"
+
+
+# Variables the project reads itself: never mapped to `vllm serve` flags by name.
+OWN_VARIABLES = frozenset(
+    f.name.upper() for f in (*dataclasses.fields(EngineSpec), *dataclasses.fields(Settings))
+)
 
 
 def local_dir(name: str, value: str | None) -> str | None:
@@ -166,12 +174,16 @@ def base_model_name(spec: EngineSpec) -> str:
 
 
 def vllm_command(
-    spec: EngineSpec, launcher: Sequence[str] = ("vllm", "serve"), cpu: bool = False
+    spec: EngineSpec,
+    launcher: Sequence[str] = ("vllm", "serve"),
+    cpu: bool = False,
+    env: Mapping[str, str] | None = None,
 ) -> list[str]:
     """`<launcher> --model MODEL ...` with `vllm serve`'s flags: the merged model served as
     SERVED_MODEL_NAME, or the base model (as `<name>-base`) plus the LoRA adapter registered
-    under SERVED_MODEL_NAME. `cpu`: float32 unless DTYPE says otherwise. VLLM_EXTRA_ARGS come
-    last and so win."""
+    under SERVED_MODEL_NAME. `cpu`: float32 unless DTYPE says otherwise. Then every variable in
+    `env` that names another `vllm serve` flag (server/vllm_flags.py: ENABLE_PREFIX_CACHING=true
+    -> --enable-prefix-caching). VLLM_EXTRA_ARGS come last and so win."""
     cmd = [*launcher, "--model", spec.model]
     cmd += ["--host", spec.engine_host, "--port", str(spec.engine_port)]
     # The model's generation_config.json (eos = <|im_end|>) sets the default stop tokens.
@@ -194,6 +206,12 @@ def vllm_command(
     for flag, value in optional.items():
         if value is not None:
             cmd += [flag, str(value)]
+    if env:
+        taken = [arg for arg in cmd if arg.startswith("--")]
+        try:
+            cmd += vllm_env_flags(env, own=OWN_VARIABLES, taken=taken)
+        except FlagError as e:
+            raise EngineError(str(e)) from None
     extra = shlex.split(spec.vllm_extra_args)
     if cpu:  # eager mode, one-step prefill, a bounded context: tutor.vllm.CPU_FLAGS says why
         cmd += cpu_default_flags(cmd + extra)
@@ -222,7 +240,8 @@ def engine_launch(
     except VllmError as e:
         raise EngineError(str(e)) from None
     cpu = vllm_on_cpu(install)
-    return vllm_command(spec, install.launcher, cpu), engine_env(spec, env, vllm_cpu=cpu)
+    command = vllm_command(spec, install.launcher, cpu, os.environ if env is None else env)
+    return command, engine_env(spec, env, vllm_cpu=cpu)
 
 
 def upstream_model(spec: EngineSpec, kind: str) -> str | None:

@@ -199,7 +199,7 @@ def serve_gateway_only(settings_overrides: dict[str, Any]) -> int:
     """`socratic serve --engine-url URL`: the gateway alone, in front of a running engine."""
     import uvicorn
 
-    from server.gateway import create_app
+    from server.gateway import create_app, listen_sockets
 
     settings = Settings.from_env(os.environ, **settings_overrides)
     setup_logging(settings.log_level)
@@ -212,7 +212,7 @@ def serve_gateway_only(settings_overrides: dict[str, Any]) -> int:
         create_app(settings), host=settings.host, port=settings.port, log_level="warning"
     )
     signal.signal(signal.SIGTERM, lambda *_: None)  # uvicorn re-raises it after draining: exit 0
-    uvicorn.Server(config).run()
+    uvicorn.Server(config).run(sockets=listen_sockets(settings))
     return 0
 
 
@@ -222,7 +222,7 @@ def serve_foreground(
     """`socratic serve`: engine, then the gateway in this thread until SIGTERM/SIGINT; exit code."""
     import uvicorn
 
-    from server.gateway import create_app
+    from server.gateway import create_app, listen_sockets
 
     kind = resolve_engine(spec.engine)
     settings = gateway_settings(spec, kind, **settings_overrides)
@@ -250,7 +250,7 @@ def serve_foreground(
     # no-op so the engine below is stopped (and gets its SIGTERM) before the process exits.
     signal.signal(signal.SIGTERM, lambda *_: None)
     try:
-        server.run()
+        server.run(sockets=listen_sockets(settings))
     finally:
         state["stopping"] = True
         engine.stop()
