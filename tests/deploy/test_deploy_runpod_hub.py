@@ -13,8 +13,8 @@ import dataclasses
 import json
 from pathlib import Path
 
+from server.chat_request import normalize_chat_request
 from server.engine import EngineSpec
-from server.requests import normalize_chat_request
 from server.serverless import parse_job_input
 from server.settings import Settings
 from server.vllm_flags import ALIASES, serve_flags
