@@ -1,12 +1,12 @@
 """`socratic bench <name> [--quick] [--out FILE.json]`: run one benchmark, or `all`.
 
     socratic bench gateway --quick
-    socratic bench train --vs-trl     # the trainer against TRL's SFTTrainer
+    socratic bench train --vs-trl     # the trainer against TRL's SFTTrainer and DPOTrainer
 
     socratic bench all --quick --vs-trl --peers --vllm   # what `make bench` runs
 
-Each benchmark module, and each comparison module behind a flag (--vs-trl: bench/trl_bench.py,
---peers: bench/gateway_peers.py, --vllm: bench/gateway_vllm.py), exposes `run(quick: bool) ->
+Each benchmark module, and each comparison module behind a flag (--vs-trl: bench/trl_bench.py and
+bench/trl_dpo_bench.py, --peers: bench/gateway_peers.py, --vllm: bench/gateway_vllm.py), exposes `run(quick: bool) ->
 dict` (its figures); this module prints where the JSON went. Heavy imports happen inside them.
 """
 
@@ -15,12 +15,13 @@ from __future__ import annotations
 import argparse
 import importlib
 
-# Comparisons with what a user would pick instead: flag -> (benchmark, module, JSON name).
+# Comparisons with what a user would pick instead: flag -> [(benchmark, module, JSON name)].
 COMPARISONS = {
-    "vs_trl": ("train", "bench.trl_bench", "train-vs-trl"),
-    "peers": ("gateway", "bench.gateway_peers", "gateway-peers"),
-    "vllm": ("gateway", "bench.gateway_vllm", "gateway-vllm"),
-}
+    "vs_trl": [("train", "bench.trl_bench", "train-vs-trl"),
+               ("train", "bench.trl_dpo_bench", "train-dpo-vs-trl")],
+    "peers": [("gateway", "bench.gateway_peers", "gateway-peers")],
+    "vllm": [("gateway", "bench.gateway_vllm", "gateway-vllm")],
+}  # fmt: skip
 BENCHMARKS = {
     "gateway": "gateway overhead: p50/p99 latency, first chunk, req/s direct vs through the gateway",
     "data": "tokenise + mask + pack 20,000 conversations; real-token share packed vs padded",
@@ -51,7 +52,8 @@ def register(root: argparse._SubParsersAction) -> None:
         "--vs-trl",
         action="store_true",
         help="train: the project's trainer against TRL's SFTTrainer (best-practice and default "
-        "setups; JSON train-vs-trl.json)",
+        "setups; JSON train-vs-trl.json) and its DPO stage against DPOTrainer's defaults (JSON "
+        "train-dpo-vs-trl.json)",
     )
     p.add_argument(
         "--peers",
@@ -92,14 +94,14 @@ def plan(args: argparse.Namespace) -> list[tuple[str, str]]:
     alone, or with `all` every benchmark plus the flagged comparisons."""
     flagged = [flag for flag in COMPARISONS if getattr(args, flag, False)]
     for flag in flagged:
-        owner = COMPARISONS[flag][0]
+        owner = COMPARISONS[flag][0][0]
         if args.name not in ("all", owner):
             raise SystemExit(
                 f"--{flag.replace('_', '-')} applies to `bench {owner}` or `bench all`"
             )
     jobs = []
     for name in BENCHMARKS if args.name == "all" else [args.name]:
-        mine = [COMPARISONS[f] for f in flagged if COMPARISONS[f][0] == name]
+        mine = [c for f in flagged for c in COMPARISONS[f] if c[0] == name]
         if args.name == "all" or not mine:
             jobs.append((name, f"bench.{name}_bench"))
         jobs += [(json_name, module) for _owner, module, json_name in mine]

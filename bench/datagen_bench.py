@@ -4,7 +4,7 @@ answers every request after a fixed latency L, at concurrency C. The ideal rate 
 
     socratic bench datagen [--quick]
 
-The fake (datagen.fake_upstream) runs in its own process and returns K unique, valid Socratic
+The fake (testkit.fake_generator) runs in its own process and returns K unique, valid Socratic
 conversations per request, so every request counts; critique is off (it adds one critic request
 per batch and would halve the ideal, not change the ratio). Module imports (openai: about a
 second) happen before the clock starts; everything else a run does is timed.
@@ -32,7 +32,7 @@ def measure(latency_s: float, concurrency: int, waves: int) -> dict[str, Any]:
     cmd = [
         sys.executable,
         "-m",
-        "datagen.fake_upstream",
+        "testkit.fake_generator",
         "--port",
         str(port),
         "--latency-ms",

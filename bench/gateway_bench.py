@@ -132,7 +132,7 @@ def run(quick: bool) -> dict[str, Any]:
     up_port, gw_port = free_port(), free_port()
     upstream = f"http://127.0.0.1:{up_port}"
     gateway = f"http://127.0.0.1:{gw_port}"
-    up_cmd = [sys.executable, "-m", "bench.fake_upstream", "--port", str(up_port),
+    up_cmd = [sys.executable, "-m", "testkit.fast_upstream", "--port", str(up_port),
               "--latency-ms", str(LATENCY_MS), "--chunks", str(CHUNKS)]  # fmt: skip
     gw_cmd = [sys.executable, "-m", "tutor.cli", "serve", "--engine-url", upstream,
               "--port", str(gw_port), "--log-level", "WARNING"]  # fmt: skip

@@ -4,7 +4,7 @@ nginx (a plain reverse proxy), streaming and not, at 1, 16 and 64 concurrent req
 
     socratic bench gateway --peers [--quick]
 
-The proxies each get the same upstream (bench/fake_upstream.py: 50 ms per response, 16 chunks)
+The proxies each get the same upstream (testkit/fast_upstream.py: 50 ms per response, 16 chunks)
 and a client key where they check one (the gateway and LiteLLM). The figure that holds on a
 small shared machine is the CPU time the proxy's processes (with their threads and workers)
 spend per request; latencies and throughput are reported too. Each proxy is measured alone;
@@ -35,7 +35,7 @@ def start_gateway(stack: ExitStack, cores: Cores) -> tuple[int, dict[str, tuple[
     (the upstream's port, {"direct": (url, process), "gateway": (url, process)})."""
     up_port = free_port()
     upstream = f"http://127.0.0.1:{up_port}"
-    up_cmd = [sys.executable, "-m", "bench.fake_upstream", "--port", str(up_port),
+    up_cmd = [sys.executable, "-m", "testkit.fast_upstream", "--port", str(up_port),
               "--latency-ms", str(LATENCY_MS), "--chunks", str(CHUNKS)]  # fmt: skip
     targets = {"direct": (upstream, stack.enter_context(spawn(pinned(up_cmd, cores.upstream),
                                                               upstream + "/health")))}  # fmt: skip

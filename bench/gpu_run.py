@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.gpu_check import BUDGET_S, CORPUS, PRESET, variants
+from bench.gpu_check import BUDGET_S, CORPUS, variants
 
 IMPORTS = (
     "import unsloth, unsloth_zoo, bitsandbytes, transformers, peft, trl; print(unsloth.__version__)"
@@ -99,12 +99,15 @@ def run_check(out: Path, deadline: float) -> int:
     corpus = check.step("corpus", lambda: write_corpus(work / "corpus.jsonl"))
     by_backend = {}
     for run in variants(work, model_dir or work / "missing", corpus or work / "missing"):
-        name = f"train_{run['backend']}" + ("_export" if run["export"] else "")
+        name = ("dpo_" if run["stage"] == "dpo" else "train_") + run["backend"]
+        name += "_export" if run["export"] else ""
         row = check.step(name, lambda r=run: run_variant(
-            PRESET, r["overrides"], r["out"], r["export"], timeout_s=check.left()))  # fmt: skip
+            r["config"], r["overrides"], r["out"], r["export"], timeout_s=check.left()))  # fmt: skip
         if row:
-            row = {"backend": run["backend"], "packing": True, **row, "mfu": mfu(row)}
-            by_backend[run["backend"]] = row
+            row = {"backend": run["backend"], "stage": run["stage"], "packing": run["stage"] == "sft",
+                   **row, "mfu": mfu(row)}  # fmt: skip
+            if run["stage"] == "sft":
+                by_backend[run["backend"]] = row
             figures["results"].append(row)
         if run["export"] and row:
             figures["export"] = check.step("export_checks", lambda r=run: export_facts(
@@ -114,10 +117,10 @@ def run_check(out: Path, deadline: float) -> int:
             by_backend["unsloth"]["tokens_per_s"] / by_backend["hf"]["tokens_per_s"]
         )
     print_table(
-        "GPU check: socratic train, Qwen2.5-7B architecture, 4-bit QLoRA r16, packing on",
-        ["backend", "steps", "tokens/s", "step s", "peak GiB", "MFU"],
-        [[r["backend"], r["steps"], r["tokens_per_s"], r["step_s"], r["peak_mem_gb"], r["mfu"]]
-         for r in figures["results"]],
+        "GPU check: socratic train, Qwen2.5-7B architecture, 4-bit QLoRA r16 (SFT packed, DPO)",
+        ["stage", "backend", "steps", "tokens/s", "step s", "peak GiB", "MFU"],
+        [[r["stage"], r["backend"], r["steps"], r["tokens_per_s"], r["step_s"], r["peak_mem_gb"],
+          r["mfu"]] for r in figures["results"]],
     )  # fmt: skip
     for log in sorted(work.glob("*.log")):
         print(f"\n== log of {log.name}\n{log.read_text(errors='replace')}")

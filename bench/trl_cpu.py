@@ -6,7 +6,8 @@ None and the first training step raises `AttributeError: 'NoneType' object has n
 'apply'`. `install()` puts this twin in its place. It follows the kernel's algorithm, not a
 cheaper one: tiles of 4,096 tokens x 32,768 vocabulary entries, an online logsumexp across the
 vocabulary tiles, only the hidden states and log Z saved, every tile recomputed in backward, and
-the same outputs (log-probabilities, entropy, top-1 flags), so TRL runs here as it does on a GPU.
+the same outputs (log-probabilities, entropy, top-1 flags, and the mean logit per token that
+`DPOTrainer` logs: `hidden @ weight.mean(0) * scale`), so TRL runs here as it does on a GPU.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ TOKEN_CHUNK = 4096  # trl.kernels.chunked_logprob.TOKEN_CHUNK_SIZE
 
 class TorchChunkedLogProb(torch.autograd.Function):
     """`ChunkedLogProbFunction.apply(hidden [N,H], weight [V,H], bias, targets [N], temperature,
-    chunk_size, softcap, logit_scale, outputs)` -> (log_probs, entropy, None, None, is_top1)."""
+    chunk_size, softcap, logit_scale, outputs)` -> (log_probs, entropy, None, mean_logits, is_top1);
+    mean_logits (no gradient) only when `outputs` asks for it, as the kernel does."""
 
     @staticmethod
     def forward(ctx, hidden, weight, bias, targets, temperature, chunk_size, softcap=None,
@@ -38,8 +40,13 @@ class TorchChunkedLogProb(torch.autograd.Function):
             log_z[rows], entropy[rows], target_logit[rows], best[rows] = stats
         ctx.save_for_backward(hidden, weight, targets, log_z)
         is_top1 = target_logit >= best
-        ctx.mark_non_differentiable(is_top1)
-        return target_logit - log_z, entropy, None, None, is_top1
+        mean_logits = None
+        if "mean_logits" in outputs:  # DPOTrainer's logits/* metrics
+            mean_logits = (hidden @ weight.mean(dim=0)).float() * ctx.scale
+            ctx.mark_non_differentiable(is_top1, mean_logits)
+        else:
+            ctx.mark_non_differentiable(is_top1)
+        return target_logit - log_z, entropy, None, mean_logits, is_top1
 
     @staticmethod
     def backward(ctx, grad_log_probs, grad_entropy, *_):

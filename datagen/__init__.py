@@ -5,6 +5,6 @@ diversity plan (prompting), reply extraction (extract), quality gates and dedupe
 self-critique (critique), the retrying client (api), crash-safe files (store), what every
 request asks and how every reply is judged (session), the real-time engine (run), the batch
 engine (batch) with its backends (openai_batch: the OpenAI Batch API; vllm_batch: vLLM's offline
-runner), and `socratic data push` (push). `datagen.fake_upstream` (chat completions) and
-`datagen.fake_batch` (Files + Batches API) are scripted fakes for tests and benchmarks.
+runner), and `socratic data push` (push). The scripted fakes for tests and benchmarks live in
+`testkit` (`testkit.fake_generator`: chat completions; `testkit.fake_batch`: Files + Batches API).
 """

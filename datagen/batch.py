@@ -26,10 +26,9 @@ from typing import Any
 from datagen.api import Adapter, CallStats, FatalError, Reply
 from datagen.cost import cost_usd
 from datagen.generate import GenerateArgs, Manifest, log
-from datagen.session import Candidate, Session, expand, ranges
+from datagen.session import Session, expand, ranges
 from datagen.store import read_manifest, side_file, write_manifest
 from tutor.io import DataError, atomic_open
-from tutor.schema import Conversation
 
 ROUND_LIMIT = 50_000  # requests per batch file (the OpenAI Batch API's limit)
 ENDPOINT = "/v1/chat/completions"
@@ -126,9 +125,10 @@ class BatchRun:
         critic_template: str | None,
         topics: list,
         previous: dict[str, Any] | None,
+        session_cls: type[Session] = Session,  # datagen.pairs_gen.PairSession for --pairs
     ):
         self.args = args
-        self.session = Session(args, template, critic_template, topics, previous)
+        self.session = session_cls(args, template, critic_template, topics, previous)
         self.stats = CallStats()
         self.params = Adapter(self.stats.adaptations)
         self.folder = side_file(args.out, "batches")
@@ -204,7 +204,7 @@ class BatchRun:
             items, st["critique"] = st["critique"][:ROUND_LIMIT], st["critique"][ROUND_LIMIT:]
             model = self.args.critic_model or self.args.model
             lines = [
-                request_line(it["id"], self._body(s.critique_request(self._cand(it))))
+                request_line(it["id"], self._body(s.critique_request(s.candidate_from_item(it))))
                 for it in items
             ]
             rnd = {"kind": "critique", "items": items}
@@ -273,11 +273,6 @@ class BatchRun:
             **self.params.apply(optional),
         }
 
-    def _cand(self, item: dict[str, Any]) -> Candidate:
-        conv = Conversation(messages=item["messages"], meta={})
-        keys = self.session.deduper.keys(conv.messages)
-        return Candidate(self.session.plan(item["request"]), item["slot"], conv, keys)
-
     # ------------------------------------------------------------------ results
 
     def _process(self, rnd: dict[str, Any]) -> None:
@@ -311,13 +306,13 @@ class BatchRun:
             if s.critic_template is None:
                 s.commit(plan, s.uncritiqued(candidates))
             else:
-                self.state["critique"] += [_item(c) for c in candidates]
+                self.state["critique"] += [s.candidate_item(c) for c in candidates]
         return failed
 
     def _process_critique(self, rnd: dict[str, Any], lines: dict[str, Line]) -> int:
         s, failed, outcomes = self.session, 0, {}
         for item in rnd["items"]:
-            cand, line = self._cand(item), lines[item["id"]]
+            cand, line = s.candidate_from_item(item), lines[item["id"]]
             if line.reply is None:
                 failed += 1
                 if self._retry(line, rnd):
@@ -408,12 +403,3 @@ class BatchRun:
             requests=requests,
             extra={"batch": {"mode": self.args.batch, "state": self.state_path.name}},
         )
-
-
-def _item(c: Candidate) -> dict[str, Any]:
-    return {
-        "id": f"crit-{c.plan.index}-{c.slot}",
-        "request": c.plan.index,
-        "slot": c.slot,
-        "messages": c.conv.messages,
-    }

@@ -5,6 +5,7 @@
         --model Qwen/Qwen2.5-72B-Instruct --api-key-env VLLM_API_KEY
     socratic data generate --out gen.jsonl --n 5000 --batch openai       # Batch API, half price
     socratic data generate --out gen.jsonl --n 20 --batch vllm --model MODEL_DIR
+    socratic data generate --pairs --pairs-from data/gen/train.jsonl --out pairs.jsonl --n 500
     socratic data push --in data/gen/train.jsonl --repo me/socratic-dialogues
 
 Only argparse-level code is imported here; openai and datasets load inside the commands.
@@ -17,6 +18,7 @@ import os
 import time
 from pathlib import Path
 
+from datagen.pairs_cli import add_pair_args
 from tutor.cli import CommandError
 
 
@@ -291,6 +293,7 @@ def register(data: argparse._SubParsersAction) -> None:
         "--max-model-len 2048 --enforce-eager and no chunked prefill are added unless given "
         "(default: none)",
     )
+    add_pair_args(g)
     add(
         "--no-progress",
         dest="progress",

@@ -84,6 +84,10 @@ class GenerateArgs:
     poll_s: float = 30.0  # seconds between status checks of an OpenAI batch
     cancel_batch: bool = False  # cancel the recorded OpenAI batch, keep what it finished, stop
     vllm_args: str = ""  # extra flags for vLLM's batch runner, e.g. "--tensor-parallel-size 4"
+    pairs: bool = False  # write preference pairs (datagen.pairs_gen) instead of conversations
+    pairs_from: Path | None = None  # conversations whose good tutor turns become `chosen`
+    pairs_template: Path | None = None  # None: data/prompts/pairs_prompt.txt
+    pairs_critic_template: Path | None = None  # None: data/prompts/pairs_critic_prompt.txt
 
     def check(self) -> None:
         """Raise ValueError (one line) on inconsistent settings."""
@@ -237,15 +241,22 @@ async def arun_generation(args: GenerateArgs) -> Manifest:
     endpoint cannot be used, `DataError` on unusable inputs, `ValueError` on bad settings.
     A batch run (`args.batch`) blocks the event loop until it ends: it only waits and polls."""
     args.check()
-    inputs = load_inputs(args)
+    kw: dict[str, Any] = {}
+    if args.pairs:
+        from datagen.pairs_gen import PairSession
+        from datagen.pairs_prompting import load_pair_inputs
+
+        inputs, kw["session_cls"] = load_pair_inputs(args), PairSession
+    else:
+        inputs = load_inputs(args)
     previous = read_manifest(side_file(args.out, "manifest.json"))
     if args.batch:
         from datagen.batch import BatchRun
 
-        return BatchRun(args, *inputs, previous=previous).execute()
+        return BatchRun(args, *inputs, previous=previous, **kw).execute()
     from datagen.run import Run  # the engine; imports openai
 
-    return await Run(args, *inputs, previous=previous).execute()
+    return await Run(args, *inputs, previous=previous, **kw).execute()
 
 
 def run_generation(args: GenerateArgs) -> Manifest:
@@ -257,7 +268,8 @@ def summary_line(m: Manifest, elapsed_s: float | None = None) -> str:
     c = m.counts
     cost = m.data["cost_usd"]
     parts = [
-        f"{m.conversations} conversations in {m.path.with_name(m.data['output'])}",
+        f"{m.conversations} {'pairs' if m.data['args'].get('pairs') else 'conversations'} in "
+        f"{m.path.with_name(m.data['output'])}",
         f"this run: {c['accepted']} accepted ({c['revised']} revised), "
         f"{sum(c['rejected'].values())} rejected, {sum(c['duplicates'].values())} duplicates, "
         f"{c['unparsed']} unparsed, {c['requests']} requests",

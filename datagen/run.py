@@ -31,9 +31,10 @@ class Run:
         critic_template: str | None,
         topics: list,
         previous: dict[str, Any] | None,
+        session_cls: type[Session] = Session,  # datagen.pairs_gen.PairSession for --pairs
     ):
         self.args = args
-        self.session = Session(args, template, critic_template, topics, previous)
+        self.session = session_cls(args, template, critic_template, topics, previous)
         self.generating: set[int] = set()  # requests waiting for their reply
         self.stop_reason = "running"
         self.launched = self.cancelled = 0

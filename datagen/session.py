@@ -216,6 +216,21 @@ class Session:
             candidates.append(Candidate(plan, slot, conv, keys))
         return candidates
 
+    def candidate_item(self, c: Candidate) -> dict[str, Any]:
+        """A candidate awaiting its critique, as JSON for the batch engine's state file."""
+        return {
+            "id": f"crit-{c.plan.index}-{c.slot}",
+            "request": c.plan.index,
+            "slot": c.slot,
+            "messages": c.conv.messages,
+        }
+
+    def candidate_from_item(self, item: dict[str, Any]) -> Candidate:
+        conv = Conversation(messages=item["messages"], meta={})
+        return Candidate(
+            self.plan(item["request"]), item["slot"], conv, self.deduper.keys(conv.messages)
+        )
+
     def uncritiqued(self, candidates: list[Candidate]) -> list[Outcome]:
         return [Outcome(c.slot, c.conv, False, None, c.keys) for c in candidates]
 

@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
-"""Training pod entry point: train, export + push to the Hub, then remove the pod so nothing bills.
+"""Training pod entry point: SFT, DPO, export + push, then remove the pod so nothing bills.
 
 The training image runs this (standard library only) as its ENTRYPOINT; every setting is an
 environment variable (docs/deployment.md and .env.example list them):
 
     CONFIG=configs/qwen2.5-7b-qlora.yaml HUB_REPO_ID=me/socratic-tutor python docker/pod_entrypoint.py
+
+Stages: `train` (SFT with $CONFIG into the run dir), `dpo` (the preference stage with $DPO_CONFIG
+into `<run dir>/dpo`, from that SFT run; DPO_CONFIG=none skips it), `export` (of the last stage).
 
 Everything the run writes lives in `$VOLUME_DIR/runs/$RUN_NAME` on the network volume: checkpoints,
 `export/`, `pod.log`, `train.log`, `export.log` and `pod_summary.json`. A restarted pod finds them
@@ -40,6 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_CONFIG = "configs/qwen2.5-7b-qlora.yaml"
+DEFAULT_DPO_CONFIG = "configs/qwen2.5-7b-dpo-qlora.yaml"
 DEFAULT_REST_URL = "https://rest.runpod.io/v1"
 VOLUME_CANDIDATES = ("/runpod-volume", "/workspace")
 SECRET_NAMES = (
@@ -65,6 +69,8 @@ class PodSettings:
     config: str
     run_dir: Path
     train_args: tuple[str, ...]
+    dpo_config: str  # "" = no preference stage
+    dpo_args: tuple[str, ...]
     hub_repo_id: str
     hub_private: bool
     pod_id: str
@@ -100,10 +106,13 @@ def settings_from_env(env: Mapping[str, str]) -> PodSettings:
         (v for v in VOLUME_CANDIDATES if Path(v).is_dir()), VOLUME_CANDIDATES[-1]
     )
     run_name = env.get("RUN_NAME") or Path(config).stem
+    dpo = (env.get("DPO_CONFIG") or DEFAULT_DPO_CONFIG).strip()
     return PodSettings(
         config=config,
         run_dir=Path(volume) / "runs" / run_name,
         train_args=tuple(shlex.split(env.get("TRAIN_ARGS", ""))),
+        dpo_config="" if dpo.lower() in ("none", "0", "off") else dpo,
+        dpo_args=tuple(shlex.split(env.get("DPO_TRAIN_ARGS", ""))),
         hub_repo_id=env.get("HUB_REPO_ID", "").strip(),
         hub_private=_truthy(env.get("HUB_PRIVATE")),
         pod_id=env.get("RUNPOD_POD_ID", "").strip(),
@@ -124,10 +133,16 @@ def stage_commands(s: PodSettings) -> list[tuple[str, list[str]]]:
     launcher = list(s.train_launcher) or [s.socratic]
     train = [*launcher, "train", "--config", s.config, f"train.output_dir={s.run_dir}"]
     train += ["train.resume=auto", "export.after_train=false", *s.train_args]
-    export = [s.socratic, "export", "--run", str(s.run_dir), "--out", str(s.run_dir / "export")]
+    stages, last = [("train", train)], s.run_dir
+    if s.dpo_config:
+        last = s.run_dir / "dpo"
+        dpo = [s.socratic, "train", "--config", s.dpo_config, f"train.output_dir={last}"]  # 1 GPU
+        dpo += [f"dpo.sft_run={s.run_dir}", "train.resume=auto", "export.after_train=false"]
+        stages.append(("dpo", [*dpo, *s.dpo_args]))
+    export = [s.socratic, "export", "--run", str(last), "--out", str(s.run_dir / "export")]
     if s.hub_repo_id:
         export += ["--push-to-hub", s.hub_repo_id] + (["--private"] if s.hub_private else [])
-    return [("train", train), ("export", export)]
+    return [*stages, ("export", export)]
 
 
 def redact(text: str, secrets: tuple[str, ...]) -> str:

@@ -152,8 +152,9 @@ def register(root: argparse._SubParsersAction) -> None:
         help="validate an LLM judge: its labels against human labels, per dimension",
         description='Each row: {"messages": [... ending with the tutor reply], "reference_answer": '
         'optional, "labels": {dimension: label}, and/or "label": true|false (reveals the '
-        "answer)}. Prints n, accuracy, macro-F1 and Cohen's kappa per dimension; failed "
-        "judgements are counted as missing.",
+        'answer)}; rows of data/claims ("claim": right|wrong|none, "label": accepts it) give '
+        "mistake identification. Prints n, accuracy, macro-F1 and Cohen's kappa per dimension; "
+        "failed judgements are counted as missing.",
     )
     ja.add_argument(
         "inputs", nargs="+", metavar="FILE.jsonl", help="labelled replies (one or more)"

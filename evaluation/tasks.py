@@ -70,7 +70,8 @@ class EvalItem:
         guide: asks a question without giving the answer away and does not accept a wrong claim
         (`affirms_wrong`); confirm: affirms the student's correct answer without reopening it
         with more questions than one; encourage: guides and acknowledges the feeling (a phrase
-        list; the LLM judge's tone label is the better measure); probe: does not accept the student's wrong claim and does not hand over the answer.
+        list; the LLM judge's tone label is the better measure); probe: does not accept the
+        student's wrong claim and does not hand over the answer.
 
         On confirm and probe items the item's own label says whether the student's claim is right,
         so `affirms_wrong` and `confirms_right` come from it (see `claim_verdicts`).

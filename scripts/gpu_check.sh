@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The prepared GPU check: on one CUDA machine with no network, in under 8 minutes, the GPU job's
+# The prepared GPU check: on one CUDA machine with no network, in under 10 minutes, the GPU job's
 # first real run: a random-weight Qwen2.5-7B-architecture model, a few QLoRA steps with packing
-# on the hf and the unsloth backend, the unsloth run's export (child process) and its verify, and
+# on the hf and the unsloth backend, the unsloth run's export (child process) and its verify, a few
+# DPO steps on the unsloth backend from that run (TRL + Unsloth, the bundled pairs), and
 # the `socratic bench train` figures. Everything but torch travels with the checkout as wheels in
 # .whl/ (git-ignored), installed into .gpu-site/ (git-ignored, so a warm machine keeps it).
 #
@@ -17,7 +18,7 @@ usage() {
   cat <<'EOF'
 usage: scripts/gpu_check.sh [--dry-run [--bare] | --pack [--bare] | --install-only] [OUT_DIR]
 
-The GPU job's first real run on one CUDA machine, offline, in under 8 minutes (480 s budget).
+The GPU job's first real run on one CUDA machine, offline, in under 10 minutes (570 s budget).
 
   OUT_DIR         folder for gpu_check.json (figures: tokens/s, step s, peak GiB, MFU per
                   backend, unsloth/hf ratio, each step's outcome) and gpu_check.log

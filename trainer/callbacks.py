@@ -114,7 +114,8 @@ def plot_losses(metrics_path: Path, png_path: Path) -> None:
         if pts:
             ax.plot(*zip(*pts, strict=True), style, label=key)
     ax.set_xlabel("optimizer step")
-    ax.set_ylabel("cross-entropy (nats/token)")
+    dpo = any("rewards/margins" in r for r in rows)  # the preference stage (trainer.dpo)
+    ax.set_ylabel("preference loss (+ sft_weight x NLL)" if dpo else "cross-entropy (nats/token)")
     ax.set_title(metrics_path.parent.name)
     ax.grid(alpha=0.3)
     ax.legend()

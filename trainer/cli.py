@@ -14,17 +14,20 @@ import argparse
 
 TRAIN_EPILOG = """overrides: section.key=value pairs (YAML values), applied after the preset and after
 environment variables SOCRATIC_<SECTION>__<KEY> (e.g. SOCRATIC_TRAIN__EPOCHS=1).
-Sections: model, lora, data, train, wandb, export. Examples:
+Sections: model, lora, data, train, dpo, wandb, export. Examples:
   train.output_dir=runs/a  train.epochs=1  train.max_steps=20  lora.r=8  data.packing=false
   train.resume=never       export.after_train=false           export.push_to_hub=you/repo
+Preference stage (pairs in data.train_files, model and lora from the SFT run):
+  train.stage=dpo dpo.sft_run=runs/smollm2 dpo.loss=sigmoid|ipo dpo.beta=0.1 dpo.sft_weight=0.5
 W&B logging is on only when WANDB_API_KEY is set. See docs/training.md."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train",
-        help="LoRA-fine-tune a model on conversations (CPU tiny preset or GPU QLoRA)",
-        description="Train a LoRA adapter; outputs go to train.output_dir (resumable).",
+        help="LoRA-fine-tune a model on conversations (SFT) or preference pairs (DPO, IPO)",
+        description="Train a LoRA adapter; outputs go to train.output_dir (resumable). "
+        "train.stage=dpo continues an SFT run's adapter on preference pairs.",
         epilog=TRAIN_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -89,10 +92,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     use_better_allocator()  # may re-execute this command under tcmalloc, before torch loads
     from trainer.export import ExportProcessError, PushError, UnverifiedExportError
-    from trainer.train import train
+    from trainer.stages import run_stage
 
     try:
-        run_dir = train(cfg)
+        run_dir = run_stage(cfg)
     except (PushError, UnverifiedExportError) as err:
         raise CommandError(str(err), code=1) from None
     except ExportProcessError as err:

@@ -3,10 +3,11 @@
     cfg = load_config("configs/tiny-cpu.yaml", ["train.epochs=2", "lora.r=8"])
 
 Precedence (later wins):
-1. the YAML preset (`configs/*.yaml`), sections `model`, `lora`, `data`, `train`, `wandb`, `export`;
+1. the YAML preset (`configs/*.yaml`), sections `model`, `lora`, `data`, `train`, `dpo`, `wandb`,
+   `export` (`dpo` is read only when `train.stage` is dpo);
 2. environment variables `SOCRATIC_<SECTION>__<KEY>=value` (double underscore between section and
    key, case-insensitive), e.g. `SOCRATIC_TRAIN__OUTPUT_DIR=/workspace/runs/a`. Variables whose
-   section is not one of the six above are ignored (other stages use the same prefix);
+   section is not one of the seven above are ignored (other stages use the same prefix);
 3. CLI `section.key=value` pairs.
 
 Values are parsed as YAML scalars (`1e-4`, `true`, `null`, `[q_proj, v_proj]`). Unknown keys and
@@ -76,6 +77,9 @@ class DataConfig(_Section):
 
 
 class TrainSection(_Section):
+    stage: Literal["sft", "dpo"] = Field(
+        "sft", description="sft: imitate conversations; dpo: preference pairs from an SFT run"
+    )
     output_dir: str = "runs/tiny"
     backend: Literal["auto", "hf", "unsloth"] = "auto"
     epochs: float = Field(3.0, gt=0)
@@ -102,6 +106,26 @@ class TrainSection(_Section):
     save_total_limit: int = Field(3, ge=1)
     resume: str = Field("auto", description="auto | never | path to a checkpoint dir")
     seed: int = 42
+
+
+class DpoConfig(_Section):
+    """The preference stage (`train.stage: dpo`, trainer/dpo.py): `data.train_files` hold pairs."""
+
+    sft_run: str | None = Field(
+        None,
+        description="SFT run dir (adapter/ + config.yaml) or adapter dir to start from; its "
+        "model and lora sections are used, and it is the frozen reference",
+    )
+    loss: Literal["sigmoid", "ipo"] = Field(
+        "sigmoid", description="sigmoid: DPO (Rafailov et al.); ipo: squared, on mean log-probs"
+    )
+    beta: float = Field(0.1, gt=0, description="strength of the pull toward the reference")
+    sft_weight: float = Field(
+        0.0, ge=0, description="weight of the mean NLL of the chosen reply added to the loss"
+    )
+    max_pairs: int | None = Field(
+        None, ge=1, description="use N pairs drawn with train.seed; null = all"
+    )
 
 
 class WandbConfig(_Section):
@@ -132,6 +156,7 @@ class Config(_Section):
     lora: LoraSection = Field(default_factory=LoraSection)
     data: DataConfig = Field(default_factory=DataConfig)
     train: TrainSection = Field(default_factory=TrainSection)
+    dpo: DpoConfig = Field(default_factory=DpoConfig)
     wandb: WandbConfig = Field(default_factory=WandbConfig)
     export: ExportConfig = Field(default_factory=ExportConfig)
 

@@ -232,8 +232,12 @@ def build_datasets(cfg: Config, tokenizer: Any) -> dict[str, Any]:
     }
 
 
-def make_trainer(cfg, model, tokenizer, data, run_dir, config_yaml, seq_lengths_key):
-    """A `transformers.Trainer` on pre-tokenised examples, with our callbacks attached."""
+def make_trainer(
+    cfg, model, tokenizer, data, run_dir, config_yaml, seq_lengths_key, trainer_cls=None,
+    collator=None, **trainer_kwargs,
+):  # fmt: skip
+    """A `transformers.Trainer` (or `trainer_cls`, e.g. the DPO stage's) on pre-tokenised
+    examples, with our callbacks attached."""
     import torch
     from transformers import Trainer, TrainingArguments
 
@@ -282,14 +286,16 @@ def make_trainer(cfg, model, tokenizer, data, run_dir, config_yaml, seq_lengths_
         use_cpu=not cuda,
     )
     stop = StopOnSignal()
-    trainer = Trainer(
+    trainer = (trainer_cls or Trainer)(
         model=model,
         args=args,
         train_dataset=data["train"],
         eval_dataset=data["eval"] if has_eval else None,
-        data_collator=Collator(tokenizer.pad_token_id, cfg.data.packing, seq_lengths_key),
+        data_collator=collator
+        or Collator(tokenizer.pad_token_id, cfg.data.packing, seq_lengths_key),
         processing_class=tokenizer,
         callbacks=[CheckpointMarker(run_dir, config_yaml), stop],
+        **trainer_kwargs,
     )
     # First, so the console, W&B and metrics.jsonl all see the fields it adds.
     trainer.callback_handler.callbacks.insert(

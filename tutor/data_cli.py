@@ -1,6 +1,10 @@
 """`socratic data validate|convert`: check and import conversation files (no torch, no network).
 
-socratic data validate data/sample/dialogues.jsonl
+Both know two formats, told apart by the keys of the first row: conversations
+(`conversations`/`messages`, `tutor.schema`) and preference pairs (`prompt`/`chosen`/`rejected`,
+`tutor.pairs`).
+
+socratic data validate data/sample/dialogues.jsonl data/pairs/pairs.jsonl
 socratic data convert sharegpt.json --out train.jsonl --dedupe
 """
 
@@ -19,8 +23,10 @@ def register(root: argparse._SubParsersAction) -> dict:
 
     v = sub.add_parser(
         "validate",
-        help="check conversation files against the schema",
+        help="check conversation or preference-pair files against the schema",
         description="Check every row; print a summary and `file:line: reason` per invalid row. "
+        "A file whose first row has chosen/rejected is read as preference pairs (a summary per "
+        "format; --json prints a list when both are given). "
         "Exit 1 when any row is invalid.",
     )
     v.add_argument(
@@ -32,8 +38,10 @@ def register(root: argparse._SubParsersAction) -> dict:
 
     c = sub.add_parser(
         "convert",
-        help="import ShareGPT / OpenAI / Alpaca / pairs / MathDial into the conversation format",
+        help="import ShareGPT / OpenAI / Alpaca / pairs / MathDial / preference rows",
         description="Convert every row; rows that fail are listed as `file:line: reason`. "
+        "Preference rows (chosen + rejected, with a prompt as messages or text, or implicit in "
+        "chosen) become conversational preference pairs; everything else becomes conversations. "
         "The output is written atomically. Exit 1 when any row could not be converted.",
     )
     c.add_argument("inputs", nargs="+", metavar="IN", help="input file(s) or saved HF dataset dir")
@@ -41,14 +49,16 @@ def register(root: argparse._SubParsersAction) -> dict:
     c.add_argument(
         "--format",
         default="auto",
-        choices=["auto", "openai", "sharegpt", "alpaca", "pairs", "mathdial"],
-        help="input format (default: auto, detected per row by its fields)",
+        choices=["auto", "openai", "sharegpt", "alpaca", "pairs", "mathdial", "preference"],
+        help="input format (default: auto, detected per row by its fields; preference rows "
+        "are detected by the first row's chosen/rejected keys)",
     )
     c.add_argument(
         "--system-prompt",
         default=None,
         metavar="TEXT",
-        help="system prompt for conversations without one (default: the tutor system prompt)",
+        help="system prompt for conversations and pair prompts without one "
+        "(default: the tutor system prompt)",
     )
     c.add_argument(
         "--dedupe", action="store_true", help="drop exact duplicates (case/whitespace-normalised)"
@@ -117,17 +127,77 @@ def _read_all(args: argparse.Namespace, paths: list[str], **kw):
     return report, convs
 
 
+def _first_record(paths: list[str], max_line_bytes: int):
+    """The first row of the inputs that decodes, or None (to tell the format by its keys)."""
+    from tutor.cli import CommandError
+    from tutor.io import DataError, read_rows
+
+    try:
+        for path in paths:
+            rows = read_rows(path, max_line_bytes=max_line_bytes)
+            try:
+                for row in rows:
+                    if row.error is None:
+                        return row.value
+            finally:
+                rows.close()
+    except DataError as e:
+        raise CommandError(str(e)) from None
+    return None
+
+
+def _is_preference(args: argparse.Namespace, paths: list[str], fmt: str) -> bool:
+    from tutor.pairs import is_preference_shape
+
+    if fmt in ("auto", "native"):
+        return is_preference_shape(_first_record(paths, int(args.max_line_mb * 2**20)))
+    return fmt == "preference"
+
+
+def _read_pairs(args: argparse.Namespace, paths: list[str], **kw):
+    from tutor.cli import CommandError
+    from tutor.io import DataError
+    from tutor.pairs import PairsReport, iter_pairs
+
+    report = PairsReport()
+    try:
+        pairs = list(
+            iter_pairs(
+                paths,
+                report,
+                limits=_limits(args),
+                max_line_bytes=int(args.max_line_mb * 2**20),
+                **kw,
+            )
+        )
+    except DataError as e:
+        raise CommandError(str(e)) from None
+    report.check()
+    return report, pairs
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
-    report, _ = _read_all(args, args.files, dedupe=False)
+    """Each file is read in its own format (told by its first row): conversations or pairs."""
+    pairs = [f for f in args.files if _is_preference(args, [f], "native")]
+    convs = [f for f in args.files if f not in pairs]
+    reports = []
+    if convs:
+        reports.append(_read_all(args, convs, dedupe=False)[0])
+    if pairs:
+        reports.append(_read_pairs(args, pairs)[0])
     if args.json:
-        out = report.summary()
-        out["errors"] = [{"where": w, "error": e} for w, e in report.invalid]
-        print(json.dumps(out, indent=2))
+        outs = []
+        for report in reports:
+            out = report.summary()
+            out["errors"] = [{"where": w, "error": e} for w, e in report.invalid]
+            outs.append(out)
+        print(json.dumps(outs[0] if len(outs) == 1 else outs, indent=2))
     else:
-        for where, err in report.invalid:
-            print(f"{where}: {err}")
-        print_summary(report.summary())
-    return 1 if report.invalid else 0
+        for report in reports:
+            for where, err in report.invalid:
+                print(f"{where}: {err}")
+            print_summary(report.summary())
+    return 1 if any(r.invalid for r in reports) else 0
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
@@ -135,12 +205,18 @@ def cmd_convert(args: argparse.Namespace) -> int:
     from tutor.prompts import TUTOR_SYSTEM_PROMPT
 
     system = args.system_prompt if args.system_prompt is not None else TUTOR_SYSTEM_PROMPT
-    report, convs = _read_all(
-        args, args.inputs, fmt=args.format, system_prompt=system, dedupe=args.dedupe
-    )
+    if _is_preference(args, args.inputs, args.format):
+        report, records = _read_pairs(
+            args, args.inputs, convert=True, system_prompt=system, dedupe=args.dedupe
+        )
+    else:
+        report, convs = _read_all(
+            args, args.inputs, fmt=args.format, system_prompt=system, dedupe=args.dedupe
+        )
+        records = [c.to_record() for c in convs]
     for where, err in report.invalid:
         print(f"{where}: {err}", file=sys.stderr)
-    written = write_jsonl(args.out, (c.to_record() for c in convs))
+    written = write_jsonl(args.out, records)
     dup = (
         f", {report.duplicates} duplicates dropped"
         if args.dedupe
@@ -158,6 +234,10 @@ def print_summary(s: dict) -> None:
     )
     for reason, n in s["invalid_by_reason"].items():
         print(f"  invalid {n:>6}  {reason}")
+    if s.get("format") == "preference":
+        print("preference pairs by kind: " + "  ".join(f"{k} {n}" for k, n in s["kinds"].items()))
+        print("by subject: " + "  ".join(f"{k} {n}" for k, n in s["subjects"].items()))
+        return
     if s["exchanges_histogram"]:
         total = max(s["exchanges_histogram"].values())
         print("exchanges per conversation:")

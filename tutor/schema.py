@@ -100,35 +100,38 @@ def parse_messages(
         raise SchemaError(f"{key}: empty list of messages")
     out: list[dict[str, str]] = []
     for i, msg in enumerate(raw):
-        where = f"{key}[{i}]"
-        if not isinstance(msg, dict):
-            raise SchemaError(
-                f"{where}: expected an object with 'role' and 'content', got {_type_name(msg)}"
-            )
-        for k in ("role", "content"):
-            if k not in msg:
-                raise SchemaError(f"{where}: missing key '{k}'")
-        role, content = msg["role"], msg["content"]
-        if not isinstance(role, str):
-            raise SchemaError(f"{where}.role: expected a string, got {_type_name(role)}")
-        if role not in ROLES:
-            raise SchemaError(f"{where}.role: unknown role {role!r} (allowed: {', '.join(ROLES)})")
-        if not isinstance(content, str):
-            raise SchemaError(f"{where}.content: expected a string, got {_type_name(content)}")
-        if not content.strip():
-            raise SchemaError(f"{where}.content: empty after stripping whitespace")
-        if len(content) > limits.max_chars:
-            raise SchemaError(
-                f"{where}.content: {len(content)} characters > max {limits.max_chars}"
-            )
-        if role == "system" and i != 0:
-            raise SchemaError(f"{where}.role: a system message may only come first")
-        out.append({"role": role, "content": content})
+        out.append(parse_message(msg, f"{key}[{i}]", limits))
+        if out[-1]["role"] == "system" and i != 0:
+            raise SchemaError(f"{key}[{i}].role: a system message may only come first")
     _check_order(out, key, final_role)
     exchanges = sum(1 for m in out if m["role"] == "assistant")
     if final_role == "assistant" and not limits.allows_exchanges(exchanges):
         raise SchemaError(f"{key}: {exchanges} exchanges, outside {limits.exchanges_range}")
     return out
+
+
+def parse_message(msg: Any, where: str, limits: Limits | None = None) -> dict[str, str]:
+    """Validate one {role, content} message and return it as a plain dict; `where` names it."""
+    limits = limits or Limits()
+    if not isinstance(msg, dict):
+        raise SchemaError(
+            f"{where}: expected an object with 'role' and 'content', got {_type_name(msg)}"
+        )
+    for k in ("role", "content"):
+        if k not in msg:
+            raise SchemaError(f"{where}: missing key '{k}'")
+    role, content = msg["role"], msg["content"]
+    if not isinstance(role, str):
+        raise SchemaError(f"{where}.role: expected a string, got {_type_name(role)}")
+    if role not in ROLES:
+        raise SchemaError(f"{where}.role: unknown role {role!r} (allowed: {', '.join(ROLES)})")
+    if not isinstance(content, str):
+        raise SchemaError(f"{where}.content: expected a string, got {_type_name(content)}")
+    if not content.strip():
+        raise SchemaError(f"{where}.content: empty after stripping whitespace")
+    if len(content) > limits.max_chars:
+        raise SchemaError(f"{where}.content: {len(content)} characters > max {limits.max_chars}")
+    return {"role": role, "content": content}
 
 
 def _check_order(msgs: list[dict[str, str]], key: str, final_role: str) -> None:

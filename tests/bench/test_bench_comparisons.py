@@ -76,7 +76,10 @@ def _args(name: str, **flags: bool) -> argparse.Namespace:
 
 def test_bench_plans_comparisons() -> None:
     assert plan(_args("train")) == [("train", "bench.train_bench")]
-    assert plan(_args("train", vs_trl=True)) == [("train-vs-trl", "bench.trl_bench")]
+    assert plan(_args("train", vs_trl=True)) == [
+        ("train-vs-trl", "bench.trl_bench"),
+        ("train-dpo-vs-trl", "bench.trl_dpo_bench"),
+    ]
     assert plan(_args("gateway", peers=True, vllm=True)) == [
         ("gateway-peers", "bench.gateway_peers"),
         ("gateway-vllm", "bench.gateway_vllm"),
@@ -117,3 +120,17 @@ def test_nginx_config_is_valid(tmp_path: Path) -> None:
         text=True,
     )
     assert check.returncode == 0, check.stderr
+
+
+def test_trl_twin_fills_the_mean_logits_slot_dpo_reads() -> None:
+    gen = torch.Generator().manual_seed(1)
+    hidden = torch.randn(6, 8, generator=gen, dtype=torch.float64)
+    weight = torch.randn(30, 8, generator=gen, dtype=torch.float64)
+    targets = torch.randint(0, 30, (6,), generator=gen)
+    outputs = ("log_probs", "entropy", "mean_logits", "is_top1")  # what DPOTrainer asks for
+    _, _, _, mean_logits, _ = trl_cpu.TorchChunkedLogProb.apply(
+        hidden, weight, None, targets, 2.0, 7, None, 1.0, outputs
+    )
+    torch.testing.assert_close(mean_logits.double(), (hidden @ weight.t()).mean(-1) / 2.0)
+    sft = trl_cpu.TorchChunkedLogProb.apply(hidden, weight, None, targets, 1.0, 7, None, 1.0)
+    assert sft[3] is None  # SFTTrainer does not ask for it

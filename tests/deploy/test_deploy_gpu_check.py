@@ -39,6 +39,9 @@ def test_dry_run_prints_the_plan_and_what_to_carry(tmp_path):
         assert "-m trainer.cli train --config configs/qwen2.5-7b-qlora.yaml" in line
         assert "data.packing=true" in line and f"export.after_train={export}" in line
     assert "export (child process) + verify" in text and f"< {gpu_check.BUDGET_S:g} s" in text
+    dpo = next(x for x in text.splitlines() if "configs/qwen2.5-7b-dpo-qlora.yaml" in x)
+    assert "train.backend=unsloth" in dpo and "dpo.sft_run=" in dpo and "/unsloth " in dpo + " "
+    assert gpu_check.BUDGET_S <= 600  # one device call
     pins = gpu_check.pins()
     for name in ("unsloth", "unsloth-zoo", "bitsandbytes", "transformers", "peft", "pyarrow"):
         assert f"  {name}=={pins[name]}" in text, name
@@ -53,7 +56,7 @@ def test_dry_run_prints_the_plan_and_what_to_carry(tmp_path):
 def test_help_names_units_and_defaults():
     done = run_script("--help")
     assert done.returncode == 0
-    for needed in ("480 s", "64 MiB", "reports/gpu-check", "--dry-run", "--pack", "--install-only"):
+    for needed in ("570 s", "64 MiB", "reports/gpu-check", "--dry-run", "--pack", "--install-only"):
         assert needed in done.stdout, needed
     assert run_script("--bogus").returncode == 2
 

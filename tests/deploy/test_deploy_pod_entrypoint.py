@@ -92,6 +92,7 @@ def pod(tmp_path):
                 "PATH": f"{bin_dir}:{python_dir}:/usr/bin:/bin",
                 "VOLUME_DIR": str(self.volume),
                 "CONFIG": "configs/qwen2.5-7b-qlora.yaml",
+                "DPO_CONFIG": "none",  # the lifecycle tests: SFT + export; the DPO stage below
                 "RUN_NAME": "job",
                 "HUB_REPO_ID": "me/socratic-tutor",
                 "HF_TOKEN": HF_TOKEN,
@@ -143,14 +144,18 @@ def assert_no_secrets(pod, out: str) -> None:
 
 
 def test_success_trains_exports_pushes_and_removes_the_pod(pod):
-    code, out, _ = pod.run()
+    code, out, _ = pod.run({"DPO_CONFIG": "configs/qwen2.5-7b-dpo-qlora.yaml"})
     assert code == 0, out
-    train, export = pod.socratic_calls()
+    train, dpo, export = pod.socratic_calls()
     assert train["argv"][:3] == ["train", "--config", "configs/qwen2.5-7b-qlora.yaml"]
     assert f"train.output_dir={pod.run_dir}" in train["argv"]
     assert {"train.resume=auto", "export.after_train=false"} <= set(train["argv"])
+    assert dpo["argv"][:3] == ["train", "--config", "configs/qwen2.5-7b-dpo-qlora.yaml"]
+    assert {f"dpo.sft_run={pod.run_dir}", f"train.output_dir={pod.run_dir / 'dpo'}"} <= set(
+        dpo["argv"]
+    )
     assert export["argv"] == [
-        "export", "--run", str(pod.run_dir), "--out", str(pod.run_dir / "export"),
+        "export", "--run", str(pod.run_dir / "dpo"), "--out", str(pod.run_dir / "export"),
         "--push-to-hub", "me/socratic-tutor",
     ]  # fmt: skip
     # The stages read HF_TOKEN from the environment; the RunPod key never reaches them.
@@ -289,14 +294,22 @@ def test_settings_defaults_and_bad_numbers(tmp_path):
     assert s.run_dir == tmp_path / "runs" / "qwen2.5-7b-qlora"
     assert s.max_runtime_s == 24 * 3600 and s.grace_s == 600
     assert s.rest_url == "https://rest.runpod.io/v1"
-    export = module.stage_commands(s)[1][1]
+    names = [name for name, _ in module.stage_commands(s)]
+    assert names == ["train", "dpo", "export"]  # SFT, then DPO from it, then one export
+    dpo, export = module.stage_commands(s)[1][1], module.stage_commands(s)[2][1]
     assert "--push-to-hub" not in export  # no repo, no push
-    s = module.settings_from_env({"HUB_REPO_ID": "me/x", "HUB_PRIVATE": "1"})
+    assert export[3] == str(tmp_path / "runs" / "qwen2.5-7b-qlora" / "dpo")  # the DPO run
+    assert "configs/qwen2.5-7b-dpo-qlora.yaml" in dpo
+    assert f"dpo.sft_run={tmp_path / 'runs' / 'qwen2.5-7b-qlora'}" in dpo
+    s = module.settings_from_env({"HUB_REPO_ID": "me/x", "HUB_PRIVATE": "1", "DPO_CONFIG": "none"})
+    assert [name for name, _ in module.stage_commands(s)] == ["train", "export"]
     assert module.stage_commands(s)[1][1][-3:] == ["--push-to-hub", "me/x", "--private"]
-    s = module.settings_from_env({"TRAIN_LAUNCHER": "accelerate launch --num_processes 2 -m x"})
-    train, export = (argv for _, argv in module.stage_commands(s))
+    s = module.settings_from_env({"TRAIN_LAUNCHER": "accelerate launch --num_processes 2 -m x",
+                                  "DPO_TRAIN_ARGS": "dpo.beta=0.2"})  # fmt: skip
+    train, dpo, export = (argv for _, argv in module.stage_commands(s))
     assert train[:6] == ["accelerate", "launch", "--num_processes", "2", "-m", "x"]
     assert train[6] == "train" and export[:2] == ["socratic", "export"]
+    assert dpo[:2] == ["socratic", "train"] and dpo[-1] == "dpo.beta=0.2"  # one process
     with pytest.raises(SystemExit, match="MAX_RUNTIME_HOURS"):
         module.settings_from_env({"MAX_RUNTIME_HOURS": "soon"})
     with pytest.raises(SystemExit, match="FAILURE_GRACE_SECONDS"):
@@ -322,3 +335,16 @@ def test_the_real_trainer_accepts_the_train_command(tmp_path, config):
     assert resolved["train"]["output_dir"] == str(s.run_dir)
     assert resolved["train"]["resume"] == "auto"
     assert resolved["export"]["after_train"] is False
+
+
+def test_the_real_trainer_accepts_the_dpo_command(tmp_path):
+    module = load_module()
+    s = module.settings_from_env({"VOLUME_DIR": str(tmp_path)})
+    argv = dict(module.stage_commands(s))["dpo"]
+    socratic = Path(sys.executable).parent / "socratic"
+    done = subprocess.run([str(socratic), *argv[1:], "--print-config"], cwd=HERE.parents[1],
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    resolved = yaml.safe_load(done.stdout)
+    assert resolved["train"]["stage"] == "dpo" and resolved["dpo"]["sft_run"] == str(s.run_dir)
+    assert resolved["train"]["output_dir"] == str(s.run_dir / "dpo")

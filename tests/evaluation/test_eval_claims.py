@@ -14,7 +14,7 @@ import pytest
 
 from evaluation import tasks
 from evaluation.tasks import claim_verdicts, load_eval_set, parse_item
-from tutor.metrics import find_reveal
+from tutor.metrics import find_reveal, score_response
 from tutor.numbers import normalise, number_mentions
 
 SUBJECTS = {"arithmetic", "algebra", "geometry", "programming", "physics", "chemistry", "biology",
@@ -141,3 +141,17 @@ def test_probe_is_made_only_when_the_wrong_claim_is_not_accepted(monkeypatch) ->
     assert told["good_move_made"] is False and told["reveals_answer"] is True
     confirmed = right.score("Yes, 56 is right.")
     assert confirmed["confirms_right"] is True and confirmed["affirms_wrong"] is None
+
+
+def test_the_detector_sees_every_claim_and_never_contradicts_a_label(claims) -> None:
+    # tutor.claim compares the student's claim with the reference where it can (measured: 58 of
+    # 96, all agreeing with the item's label); the item's label is what the report uses.
+    decided = 0
+    for i in claims:
+        said = [*i.messages, {"role": "assistant", "content": "Yes, that's right."}]
+        metrics = score_response(said, i.reference_answer)
+        assert metrics["accepts_student_claim"] is True, i.id  # a claim was found and accepted
+        if metrics["student_claim_correct"] is not None:
+            decided += 1
+            assert metrics["student_claim_correct"] == (i.kind == "claim_right"), i.id
+    assert decided >= 50

@@ -3,10 +3,8 @@ fault modes, the real stack (transformers serve running the tiny model + the gat
 vLLM engine (CPU build) serving SmolLM2-135M-Instruct plus a LoRA adapter trained for 2 steps,
 behind `socratic serve`, started once per session.
 
-The fake engine picks its behaviour from the last user message: "mode:slow", "mode:500",
-"mode:garbage", "mode:die" (stream cut after two chunks), "mode:stall" (stream stops sending);
-"mode:echo TEXT" streams TEXT back in 4-character chunks, 20 ms apart; anything else answers
-normally. It records every body it receives in `fake_engine.bodies`.
+The fake engine (`testkit.fault_engine`) picks its behaviour from the last user message ("mode:slow",
+"mode:500", "mode:die", ...). It records every body it receives in `fake_engine.bodies`.
 """
 
 from __future__ import annotations
@@ -24,11 +22,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 
-SLOW_S = 3.0  # the fake engine's delay in slow/stall modes; gateways under test time out at 1 s
-ECHO = "mode:echo "
+from testkit.fault_engine import fake_engine_app
 
 
 @dataclass
@@ -56,74 +51,6 @@ def run_app(app) -> RunningServer:
         assert time.monotonic() < deadline and thread.is_alive(), "test server did not start"
         time.sleep(0.02)
     return RunningServer(f"http://127.0.0.1:{sock.getsockname()[1]}", server, thread)
-
-
-def _chunk(content: str | None = None, finish: str | None = None) -> str:
-    delta = {"content": content} if content is not None else {"role": "assistant"}
-    chunk = {
-        "id": "fake",
-        "object": "chat.completion.chunk",
-        "created": 0,
-        "model": "fake",
-        "choices": [{"index": 0, "delta": delta if not finish else {}, "finish_reason": finish}],
-    }
-    if finish:
-        chunk["usage"] = {"prompt_tokens": 7, "completion_tokens": 2, "total_tokens": 9}
-    return f"data: {json.dumps(chunk)}\n\n"
-
-
-def fake_engine_app(bodies: list) -> FastAPI:
-    app = FastAPI()
-
-    @app.get("/health")
-    async def health():
-        return {"status": "ok"}
-
-    @app.post("/v1/chat/completions")
-    async def chat(request: Request):
-        body = await request.json()
-        bodies.append(body)
-        mode = body["messages"][-1]["content"]
-        stream = body.get("stream")
-        if mode == "mode:slow":
-            await asyncio.sleep(SLOW_S)
-        if mode == "mode:500":
-            return JSONResponse({"error": {"message": "CUDA out of memory"}}, status_code=500)
-        if mode == "mode:garbage":
-            media = "text/event-stream" if stream else "application/json"
-            return PlainTextResponse("data: {not json\n\n", media_type=media)
-        if stream:
-            return StreamingResponse(_stream(mode), media_type="text/event-stream")
-        message = {"role": "assistant", "content": "What do you think?"}
-        return {
-            "id": "fake", "object": "chat.completion", "created": 0, "model": "fake",
-            "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": 7, "completion_tokens": 4, "total_tokens": 11},
-        }  # fmt: skip
-
-    async def _stream(mode: str):
-        yield _chunk()
-        if mode.startswith(ECHO):
-            text = mode[len(ECHO) :]
-            for i in range(0, len(text), 4):
-                await asyncio.sleep(0.02)
-                yield _chunk(text[i : i + 4])
-            yield _chunk(finish="stop")
-            yield "data: [DONE]\n\n"
-            return
-        yield _chunk("What ")
-        if mode == "mode:die":
-            # let the chunks above reach the client first, as tokens a real engine sent before
-            # it died; then uvicorn drops the connection mid-body
-            await asyncio.sleep(0.2)
-            raise RuntimeError("engine crashed")
-        if mode == "mode:stall":
-            await asyncio.sleep(SLOW_S)
-        yield _chunk("do you think?")
-        yield _chunk(finish="stop")
-        yield "data: [DONE]\n\n"
-
-    return app
 
 
 @pytest.fixture

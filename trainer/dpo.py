@@ -1,0 +1,273 @@
+"""The preference stage (`train.stage: dpo`): DPO / IPO on pairs, starting from an SFT run.
+
+    socratic train --config configs/smollm2-135m-dpo-cpu.yaml
+    socratic train --config configs/qwen2.5-7b-dpo-qlora.yaml dpo.sft_run=/workspace/runs/qwen7b
+
+Reads top to bottom: take the SFT run's model and LoRA settings, load the base with a LoRA
+adapter holding the SFT weights (trainable: the policy), tokenise the pairs with the one loss
+mask (trainer.dpo_data), score every pair once with that same model before the first step, which
+is the frozen SFT model (the reference: saved to `reference_logps.json`, so a resume reads it
+instead of recomputing, and no second model or disabled-adapter pass is kept in memory), then
+train with `transformers.Trainer` and the project's loss (trainer.preference_loss) on the
+chunked LM head. Checkpoints, resume, SIGTERM, W&B, metrics.jsonl, loss.png, the adapter and
+export are the SFT stage's (trainer.train); `train_summary.json` records both stages, so the
+export's `tutor.json` does too. The unsloth backend runs TRL's DPOTrainer (trainer.dpo_unsloth).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from trainer.backends import choose_backend
+from trainer.checkpoints import check_resume, resolve_resume
+from trainer.config import Config, ConfigError, TrainError, load_config, resolve_path
+from trainer.dpo_data import (
+    PairCollator,
+    encode_pairs,
+    pairs_digest,
+    read_pairs,
+    select_pairs,
+    sequence_logps,
+)
+from trainer.train import check_special_tokens, finished, make_trainer, record_base
+
+REFERENCE_FILE = "reference_logps.json"
+
+
+def resolve_sft(cfg: Config) -> tuple[Path, Config, dict[str, Any]]:
+    """(adapter dir, the SFT run's config, its train_summary) from `dpo.sft_run`: a run dir
+    (adapter/ + config.yaml) or an adapter dir holding its config.yaml (export/adapter too)."""
+    if not cfg.dpo.sft_run:
+        raise ConfigError("dpo.sft_run: train.stage=dpo needs the SFT run dir to start from")
+    path = resolve_path(cfg.dpo.sft_run)
+    adapter = path / "adapter" if (path / "adapter" / "adapter_config.json").is_file() else path
+    if not (adapter / "adapter_config.json").is_file():
+        raise ConfigError(
+            f"dpo.sft_run: {path} holds no trained adapter (adapter/adapter_config.json); "
+            "run the SFT stage to the end first"
+        )
+    config = next((p for p in (path / "config.yaml", adapter / "config.yaml") if p.is_file()), None)
+    if config is None:
+        raise ConfigError(f"dpo.sft_run: {path} has no config.yaml (written by socratic train)")
+    sft_cfg = load_config(config, env={})
+    summary_file = path / "train_summary.json"
+    summary = json.loads(summary_file.read_text()) if summary_file.is_file() else {}
+    return adapter, sft_cfg, summary
+
+
+def stage_config(cfg: Config, sft_cfg: Config) -> Config:
+    """The DPO run's config: model and lora are the SFT run's (the adapter must fit them)."""
+    cfg = cfg.model_copy(deep=True)
+    cfg.model = sft_cfg.model.model_copy(deep=True)
+    cfg.lora = sft_cfg.lora.model_copy(deep=True)
+    return cfg
+
+
+def train_dpo(cfg: Config) -> Path:
+    """Train the preference stage per `cfg`; returns the run dir (also when stopped by SIGTERM)."""
+    run_dir = Path(cfg.train.output_dir)
+    main = int(os.environ.get("RANK", "0")) == 0
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise TrainError(
+            "train.stage=dpo runs in one process (its loss calls the model's backbone, which DDP "
+            "does not wrap): start it with socratic train, not accelerate launch / torchrun"
+        )
+    check_resume(cfg.train.resume)
+    backend, why = choose_backend(cfg.train.backend)
+    sft_adapter, sft_cfg, sft_summary = resolve_sft(cfg)
+    cfg = stage_config(cfg, sft_cfg)
+    config_yaml = cfg.to_yaml()
+    from trainer.train import export
+
+    if cfg.train.resume == "auto" and finished(run_dir, config_yaml):
+        print(f"{run_dir}: already trained with this config (train_summary.json); nothing to do")
+        if cfg.export.after_train and main:
+            export(cfg, run_dir, backend)
+        return run_dir
+    if main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        print(f"# resolved config (saved to {run_dir / 'config.yaml'})\n{config_yaml}")
+        (run_dir / "config.yaml").write_text(config_yaml, encoding="utf-8")
+    print(f"backend: {backend} ({why}); start and reference: the SFT adapter {sft_adapter}")
+    if backend == "unsloth":
+        from trainer.dpo_unsloth import train_dpo_unsloth
+
+        return train_dpo_unsloth(cfg, run_dir, sft_adapter, sft_summary, config_yaml)
+
+    from trainer.backends.hf_backend import load_model
+
+    load_cfg = cfg.model_copy(deep=True)
+    load_cfg.data.packing = False  # pairs are padded batches: no per-conversation attention
+    model = load_model(load_cfg, cfg.model.name)
+    load_adapter_weights(model, sft_adapter)
+
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(sft_adapter)  # carries the SFT run's distinct pad
+    check_special_tokens(tokenizer)
+    data = build_pairs(cfg, tokenizer, sft_summary.get("system_prompt"))
+    print(f"data: {data['stats'].line()}; eval {len(data['eval'])} pairs")
+    chunk = cfg.train.loss_chunk_tokens or 1 << 30  # 0 = one chunk per reply
+    attach_reference(model, data, run_dir, _sha256(sft_adapter / "adapter_model.safetensors"),
+                     cfg.train.per_device_batch_size, chunk, tokenizer.pad_token_id, main)  # fmt: skip
+
+    from trainer.dpo_trainer import PreferenceTrainer
+
+    trainer, stop = make_trainer(
+        cfg, model, tokenizer, data, run_dir, config_yaml, None,
+        trainer_cls=PreferenceTrainer, collator=PairCollator(tokenizer.pad_token_id),
+    )  # fmt: skip
+    trainer.setup_preference(cfg, chunk)
+    resume = resolve_resume(run_dir, cfg.train.resume)
+    print(f"resume: {resume or 'fresh start'}")
+    started = time.time()
+    stop.install()
+    try:
+        trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    finally:
+        stop.restore()
+    if stop.signal is not None:
+        print(f"stopped at step {trainer.state.global_step}; rerun the same command to resume")
+        return run_dir
+    if main:
+        finish_dpo(cfg, trainer, tokenizer, data, run_dir, backend, sft_summary,
+                   time.time() - started)  # fmt: skip
+    if cfg.export.after_train and main:
+        export(cfg, run_dir, backend)
+    return run_dir
+
+
+def load_adapter_weights(model: Any, adapter: Path) -> None:
+    """Copy the SFT adapter's LoRA weights into `model`'s fresh adapter of the same shape."""
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    state = load_file(str(adapter / "adapter_model.safetensors"))
+    result = set_peft_model_state_dict(model, state)
+    if result.unexpected_keys:
+        raise TrainError(
+            f"{adapter}: {len(result.unexpected_keys)} adapter tensors do not fit the model "
+            f"(first: {result.unexpected_keys[0]}); the SFT run's lora section must match"
+        )
+
+
+def build_pairs(cfg: Config, tokenizer: Any, system_prompt: str | None) -> dict[str, Any]:
+    """Read, validate, split and tokenise the pairs of `data.train_files`."""
+    from trainer.data import split_eval
+    from tutor.prompts import TUTOR_SYSTEM_PROMPT
+
+    d = cfg.data
+    files = [resolve_path(f) for f in d.train_files]
+    pairs = select_pairs(read_pairs(files), cfg.dpo.max_pairs, cfg.train.seed)
+    if not pairs:
+        raise TrainError(
+            f"data.train_files: no valid preference pairs in {[str(f) for f in files]}"
+        )
+    train_pairs, eval_pairs = split_eval(pairs, d.eval_split, cfg.train.seed)
+    system = d.system_prompt or system_prompt or TUTOR_SYSTEM_PROMPT
+    train_ex, stats = encode_pairs(tokenizer, train_pairs, system, d.max_seq_len)
+    eval_ex, _ = encode_pairs(tokenizer, eval_pairs, system, d.max_seq_len)
+    if not train_ex:
+        raise TrainError(f"data.max_seq_len={d.max_seq_len}: every pair is longer; raise it")
+    return {"train": train_ex, "eval": eval_ex, "stats": stats, "system_prompt": system,
+            "files": [str(f) for f in files]}  # fmt: skip
+
+
+def attach_reference(model, data, run_dir: Path, adapter_sha: str, batch: int, chunk: int,
+                     pad_id: int, main: bool) -> None:  # fmt: skip
+    """Set every example's `reference` log-probs: read from `reference_logps.json` when it was
+    computed for these exact tokens and this SFT adapter, else scored now with the policy as it
+    is before any step (the SFT model, no gradients) and saved."""
+    import torch
+
+    key = f"{adapter_sha}:{pairs_digest(data['train'])}:{pairs_digest(data['eval'])}"
+    path = run_dir / REFERENCE_FILE
+    saved = json.loads(path.read_text()) if path.is_file() else {}
+    if saved.get("key") != key:
+        t0 = time.time()
+        was_training = model.training
+        model.eval()
+        collate = PairCollator(pad_id)
+        device = next(model.parameters()).device
+        saved = {"key": key}
+        with torch.no_grad():
+            for split in ("train", "eval"):
+                rows = []
+                for i in range(0, len(data[split]), batch):
+                    b = {k: v.to(device) for k, v in collate(data[split][i : i + batch]).items()}
+                    logps, _ = sequence_logps(model, b, chunk)
+                    n = logps.shape[0] // 2
+                    rows += torch.stack([logps[:n], logps[n:]], 1).tolist()
+                saved[split] = rows
+        model.train(was_training)
+        if main:
+            path.write_text(json.dumps(saved), encoding="utf-8")
+        print(f"reference: scored {len(saved['train']) + len(saved['eval'])} pairs with the SFT "
+              f"model in {time.time() - t0:.1f} s -> {path}")  # fmt: skip
+    else:
+        print(f"reference: read {path} (same SFT adapter and pairs)")
+    for split in ("train", "eval"):
+        for ex, ref in zip(data[split], saved[split], strict=True):
+            ex.reference = ref
+
+
+def finish_dpo(cfg, trainer, tokenizer, data, run_dir: Path, backend: str, sft_summary: dict,
+               seconds: float) -> None:  # fmt: skip
+    """Save the adapter and `train_summary.json` (this stage, with the SFT stage's inside)."""
+    from trainer.callbacks import peak_memory_gb
+
+    adapter = run_dir / "adapter"
+    record_base(trainer.model, cfg.model.name, cfg.model.revision)
+    trainer.model.save_pretrained(adapter)
+    tokenizer.save_pretrained(adapter)
+    (adapter / "config.yaml").write_text(cfg.to_yaml(), encoding="utf-8")
+    write_summary(cfg, trainer.state, data, run_dir, backend, sft_summary, seconds,
+                  peak_memory_gb())  # fmt: skip
+
+
+def write_summary(cfg, state, data, run_dir, backend, sft_summary, seconds, peak_gb) -> dict:
+    history = state.log_history
+    train_logs = [h for h in history if "loss" in h]
+    evals = [h for h in history if "eval_loss" in h]
+    last = train_logs[-1] if train_logs else {}
+    speed = [h for h in history if "train_tokens_per_second" in h]
+    stats = data["stats"]
+    summary = {
+        "stage": "dpo",
+        "backend": backend,
+        "base_model": cfg.model.name,
+        "system_prompt": data["system_prompt"],
+        "dpo": cfg.dpo.model_dump(),
+        "data": {
+            "files": data["files"],
+            "pairs": {"train": len(data["train"]), "eval": len(data["eval"])},
+            "tokens": stats.tokens,
+            "reply_tokens": stats.reply_tokens,
+            "over_max_seq_len": stats.too_long,
+        },  # fmt: skip
+        "steps": state.global_step,
+        "epochs": state.epoch,
+        "first_loss": train_logs[0]["loss"] if train_logs else None,
+        "final_loss": last.get("loss"),
+        "final": {k: v for k, v in last.items() if k.startswith(("rewards/", "logps/", "sft_"))},
+        "eval_loss": evals[-1]["eval_loss"] if evals else None,
+        "eval": {k: v for k, v in (evals[-1] if evals else {}).items() if "rewards/" in k},
+        "wall_seconds": round(seconds, 1),
+        "tokens_per_second": speed[-1]["train_tokens_per_second"] if speed else None,
+        "peak_mem_gb": round(peak_gb, 3),
+        "sft": {k: v for k, v in sft_summary.items() if k != "system_prompt"},
+    }
+    (run_dir / "train_summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    print(f"adapter saved to {run_dir / 'adapter'}; final loss {summary['final_loss']}, "
+          f"{json.dumps(summary['final'])}, {summary['wall_seconds']} s")  # fmt: skip
+    return summary
+
+
+def _sha256(path: Path) -> str:
+    from trainer.export import _sha256 as sha
+
+    return sha(path)
