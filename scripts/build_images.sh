@@ -169,6 +169,10 @@ torch_index_args() {  # build args for the CPU torch step when download.pytorch.
   [[ -n "${wheel:-}" ]] || die "download.pytorch.org is unreachable and no torch-$TORCH_VERSION+cpu cp311 wheel is in TORCH_WHEEL_DIR"
   mkdir -p "$WORK/torch-index/torch"
   ln "$wheel" "$WORK/torch-index/torch/" 2> /dev/null || cp "$wheel" "$WORK/torch-index/torch/"
+  # pip reads a file:// index folder's index.html (without one it finds no torch there and takes
+  # PyPI's CUDA build); `+` in the name as %2B.
+  local name; name="$(basename "$wheel")"
+  printf '<a href="%s">%s</a>\n' "${name//+/%2B}" "$name" > "$WORK/torch-index/torch/index.html"
   log "torch: download.pytorch.org unreachable; $(basename "$wheel") from a local index" >&2
   echo "--volume $WORK/torch-index:/torch-index:ro --build-arg TORCH_INDEX_URL=file:///torch-index"
 }
