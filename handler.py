@@ -18,11 +18,12 @@ from __future__ import annotations
 import os
 import re
 import signal
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from tutor.proc import StartError, wait_healthy
 
 STATE: dict = {}
 # runpod/base's start script writes the pod's environment here as `export NAME="value"` lines.
@@ -42,17 +43,12 @@ async def handler(job: dict):
 
 def wait_for_engine(url: str, timeout_s: float) -> None:
     """Poll an external engine's /health until it answers 200."""
-    import httpx
-
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url.rstrip("/") + "/health", timeout=2.0).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(1.0)
-    raise SystemExit(f"handler: the engine at {url} was not healthy within {timeout_s:g} s")
+    try:
+        wait_healthy(url.rstrip("/") + "/health", timeout_s, poll_s=1.0)
+    except StartError:
+        raise SystemExit(
+            f"handler: the engine at {url} was not healthy within {timeout_s:g} s"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -71,7 +67,9 @@ def configure(env: Mapping[str, str]) -> Config:
     from server.engine import EngineSpec, resolve_engine
     from server.launch import gateway_settings
     from server.settings import Settings, env_number
+    from server.vllm_flags import with_aliases
 
+    env = with_aliases(env)  # worker-vllm's MODEL_NAME, VLLM_STARTUP_TIMEOUT, ...
     max_concurrency = env_number(env, "MAX_CONCURRENCY", 32, minimum=1)
     start_timeout_s = env_number(env, "ENGINE_START_TIMEOUT_S", 900.0, minimum=1)
     if env.get("ENGINE_URL"):

@@ -7,13 +7,9 @@ import json
 import os
 import platform
 import shutil
-import subprocess
 import sys
-import tempfile
 import time
-import urllib.request
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -112,47 +108,6 @@ def write_result(name: str, figures: dict[str, Any], out: str | Path | None, qui
         json.dump(result, f, indent=2)
     print(f"\nwrote {path}")
     return path
-
-
-@contextmanager
-def spawn(
-    cmd: Sequence[str], health_url: str, timeout_s: float = 60.0, env: dict | None = None
-) -> Iterator[subprocess.Popen]:
-    """Run a server process until the block ends; wait until `health_url` answers 200 first.
-
-    Its output goes to a temporary file (a pipe nobody reads could fill up and stall it); the
-    last of it is shown when the process dies before it is healthy.
-    """
-    with tempfile.TemporaryFile("w+") as log:
-        proc = subprocess.Popen(list(cmd), stdout=log, stderr=subprocess.STDOUT, text=True, env=env)
-        try:
-            _wait_healthy(proc, health_url, timeout_s, log)
-            yield proc
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-
-
-def _wait_healthy(proc: subprocess.Popen, url: str, timeout_s: float, log: Any) -> None:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        if proc.poll() is not None:
-            log.seek(0)
-            raise RuntimeError(
-                f"{proc.args[0]} exited with {proc.returncode}: {log.read()[-2000:]}"
-            )
-        try:
-            with urllib.request.urlopen(url, timeout=1) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{url} did not answer within {timeout_s:.0f} s")
-        time.sleep(0.1)
 
 
 def pinned(cmd: Sequence[str], cpu: int | None) -> list[str]:

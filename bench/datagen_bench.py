@@ -4,7 +4,7 @@ answers every request after a fixed latency L, at concurrency C. The ideal rate 
 
     socratic bench datagen [--quick]
 
-The fake (datagen.fake_upstream) runs in its own process and returns K unique, valid Socratic
+The fake (testkit.fake_generator) runs in its own process and returns K unique, valid Socratic
 conversations per request, so every request counts; critique is off (it adds one critic request
 per batch and would halve the ideal, not change the ratio). Module imports (openai: about a
 second) happen before the clock starts; everything else a run does is timed.
@@ -18,28 +18,28 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import print_table, spawn
-from server.launch import free_port
+from bench.common import print_table
+from tutor.proc import free_port, spawned
 
 PER_REQUEST = 5
 
 
 def measure(latency_s: float, concurrency: int, waves: int) -> dict[str, Any]:
-    import datagen.run  # noqa: F401  (imports openai: ~1 s once per process, not per run)
+    import datagen.realtime  # noqa: F401  (imports openai: ~1 s once per process, not per run)
     from datagen.generate import GenerateArgs, run_generation
 
     port = free_port()
     cmd = [
         sys.executable,
         "-m",
-        "datagen.fake_upstream",
+        "testkit.fake_generator",
         "--port",
         str(port),
         "--latency-ms",
         str(latency_s * 1000),
     ]
     n = waves * concurrency * PER_REQUEST
-    with spawn(cmd, f"http://127.0.0.1:{port}/v1/models"), tempfile.TemporaryDirectory() as tmp:
+    with spawned(cmd, f"http://127.0.0.1:{port}/v1/models"), tempfile.TemporaryDirectory() as tmp:
         args = GenerateArgs(
             out=Path(tmp) / "gen.jsonl",
             n=n,

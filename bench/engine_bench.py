@@ -17,7 +17,7 @@ import time
 from typing import Any
 
 from bench.common import print_table
-from server.launch import free_port
+from tutor.proc import free_port
 
 MAX_TOKENS = 128
 PROMPT = [{"role": "user", "content": "Explain to a student why the sky is blue."}]

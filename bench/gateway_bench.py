@@ -24,8 +24,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from bench.common import cpu_seconds, percentile, pinned, print_table, spawn
-from server.launch import free_port
+from bench.common import cpu_seconds, percentile, pinned, print_table
+from tutor.proc import free_port, spawned
 
 LATENCY_MS = 50.0  # the fake upstream's total response time
 CHUNKS = 16  # streamed chunks per response
@@ -132,15 +132,15 @@ def run(quick: bool) -> dict[str, Any]:
     up_port, gw_port = free_port(), free_port()
     upstream = f"http://127.0.0.1:{up_port}"
     gateway = f"http://127.0.0.1:{gw_port}"
-    up_cmd = [sys.executable, "-m", "bench.fake_upstream", "--port", str(up_port),
+    up_cmd = [sys.executable, "-m", "testkit.fast_upstream", "--port", str(up_port),
               "--latency-ms", str(LATENCY_MS), "--chunks", str(CHUNKS)]  # fmt: skip
     gw_cmd = [sys.executable, "-m", "tutor.cli", "serve", "--engine-url", upstream,
               "--port", str(gw_port), "--log-level", "WARNING"]  # fmt: skip
     cores = Cores.layout()
     rows = []
     with (
-        spawn(pinned(up_cmd, cores.upstream), upstream + "/health") as up,
-        spawn(pinned(gw_cmd, cores.proxy), gateway + "/ready", env=GATEWAY_ENV) as gw,
+        spawned(pinned(up_cmd, cores.upstream), upstream + "/health") as up,
+        spawned(pinned(gw_cmd, cores.proxy), gateway + "/ready", env=GATEWAY_ENV) as gw,
         client_on(cores.client),
     ):
         for stream in (False, True):

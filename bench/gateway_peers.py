@@ -4,7 +4,7 @@ nginx (a plain reverse proxy), streaming and not, at 1, 16 and 64 concurrent req
 
     socratic bench gateway --peers [--quick]
 
-The proxies each get the same upstream (bench/fake_upstream.py: 50 ms per response, 16 chunks)
+The proxies each get the same upstream (testkit/fast_upstream.py: 50 ms per response, 16 chunks)
 and a client key where they check one (the gateway and LiteLLM). The figure that holds on a
 small shared machine is the CPU time the proxy's processes (with their threads and workers)
 spend per request; latencies and throughput are reported too. Each proxy is measured alone;
@@ -22,10 +22,10 @@ import sys
 from contextlib import ExitStack
 from typing import Any
 
-from bench.common import pinned, print_table, spawn
+from bench.common import pinned, print_table
 from bench.gateway_bench import CHUNKS, GATEWAY_ENV, LATENCY_MS, Cores, client_on, measure
 from bench.peers import KEY, litellm_proxy, nginx_proxy
-from server.launch import free_port
+from tutor.proc import free_port, spawned
 
 GOAL_LEVEL = 16
 
@@ -35,16 +35,16 @@ def start_gateway(stack: ExitStack, cores: Cores) -> tuple[int, dict[str, tuple[
     (the upstream's port, {"direct": (url, process), "gateway": (url, process)})."""
     up_port = free_port()
     upstream = f"http://127.0.0.1:{up_port}"
-    up_cmd = [sys.executable, "-m", "bench.fake_upstream", "--port", str(up_port),
+    up_cmd = [sys.executable, "-m", "testkit.fast_upstream", "--port", str(up_port),
               "--latency-ms", str(LATENCY_MS), "--chunks", str(CHUNKS)]  # fmt: skip
-    targets = {"direct": (upstream, stack.enter_context(spawn(pinned(up_cmd, cores.upstream),
+    targets = {"direct": (upstream, stack.enter_context(spawned(pinned(up_cmd, cores.upstream),
                                                               upstream + "/health")))}  # fmt: skip
     port = free_port()
     gw_cmd = [sys.executable, "-m", "tutor.cli", "serve", "--engine-url", upstream,
               "--port", str(port), "--log-level", "WARNING"]  # fmt: skip
     env = {**GATEWAY_ENV, "API_KEYS": KEY}
     url = f"http://127.0.0.1:{port}"
-    targets["gateway"] = (url, stack.enter_context(spawn(pinned(gw_cmd, cores.proxy),
+    targets["gateway"] = (url, stack.enter_context(spawned(pinned(gw_cmd, cores.proxy),
                                                          url + "/ready", env=env)))  # fmt: skip
     return up_port, targets
 

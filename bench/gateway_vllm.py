@@ -26,14 +26,13 @@ import sys
 import time
 from typing import Any
 
-from bench.common import cpu_seconds, print_table, spawn
+from bench.common import cpu_seconds, print_table
 from bench.gateway_bench import GATEWAY_ENV
 from server.engine import EngineSpec
 from server.engine import vllm_command as engine_vllm_command
-from server.launch import free_port
-from server.vllm_install import VLLM_INSTALL, VllmInstall, find_vllm, vllm_on_cpu
+from tutor.proc import free_port, spawned
 from tutor.prompts import TUTOR_SYSTEM_PROMPT
-from tutor.vllm import CPU_ENV
+from tutor.vllm import CPU_ENV, VLLM_INSTALL, VllmInstall, find_vllm, vllm_on_cpu
 
 MODEL = "socratic-tutor"
 GOAL = 0.97
@@ -105,8 +104,8 @@ def run(quick: bool) -> dict[str, Any]:
     print(f"starting vLLM ({install.source})", flush=True)
     totals: dict[tuple[str, int], list[dict]] = {}
     with (
-        spawn(vllm_command(install, model, eng_port), engine + "/health", 900, eng_env) as eng,
-        spawn(gw_cmd, gateway + "/ready", env=gw_env) as gw,
+        spawned(vllm_command(install, model, eng_port), engine + "/health", 900, eng_env) as eng,
+        spawned(gw_cmd, gateway + "/ready", env=gw_env) as gw,
     ):
         asyncio.run(_round(engine, 1, 1, 8, eng.pid))  # warm-up
         for c, n in per_round.items():

@@ -1,4 +1,4 @@
-"""The GPU check's run on the CUDA machine (bench.gpu_check has the plan and the carrying):
+"""The GPU check's run on the CUDA machine (bench.deploy_check has the plan and the carrying):
 
     scripts/gpu_check.sh OUT_DIR          # = python3 -m bench.gpu_run OUT_DIR, offline
 
@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.gpu_check import BUDGET_S, CORPUS, variants
+from bench.deploy_check import BUDGET_S, CORPUS, variants
 
 IMPORTS = (
     "import unsloth, unsloth_zoo, bitsandbytes, transformers, peft, trl; print(unsloth.__version__)"

@@ -23,8 +23,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from bench.common import pinned, spawn
+from bench.common import pinned
 from tutor.paths import cache_root
+from tutor.proc import spawned
 
 # 1.107.0 was reported compromised: never that one. Checked with `pip index versions litellm`.
 LITELLM_VERSION = "1.110.2"
@@ -102,7 +103,7 @@ def litellm_proxy(upstream_url: str, port: int, cpu: int | None = None) -> Itera
         cmd = [str(venv / "bin" / "litellm"), "--config", str(config), "--host", "127.0.0.1",
                "--port", str(port), "--num_workers", "1"]  # fmt: skip
         url = f"http://127.0.0.1:{port}/health/liveliness"
-        with spawn(pinned(cmd, cpu), url, timeout_s=180, env=env) as proc:
+        with spawned(pinned(cmd, cpu), url, timeout_s=180, env=env) as proc:
             yield proc
 
 
@@ -160,5 +161,5 @@ def nginx_proxy(upstream_port: int, port: int, cpu: int | None = None) -> Iterat
         conf = Path(tmp) / "nginx.conf"
         conf.write_text(nginx_config(upstream_port, port, Path(tmp)))
         cmd = [binary, "-p", tmp, "-c", str(conf), "-e", str(Path(tmp) / "error.log")]
-        with spawn(pinned(cmd, cpu), f"http://127.0.0.1:{port}/health") as proc:
+        with spawned(pinned(cmd, cpu), f"http://127.0.0.1:{port}/health") as proc:
             yield proc

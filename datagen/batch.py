@@ -19,93 +19,20 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from datagen.api import Adapter, CallStats, FatalError, Reply
+from datagen.batch_lines import Line, read_results, request_line
+from datagen.client import CallStats, FatalError, ParamFallback
 from datagen.cost import cost_usd
-from datagen.generate import GenerateArgs, Manifest, log
-from datagen.session import Candidate, Session, expand, ranges
-from datagen.store import read_manifest, side_file, write_manifest
+from datagen.job import GenerateArgs, Manifest, log
+from datagen.session import Session
+from datagen.store import expand, ranges, read_manifest, side_file, write_manifest
 from tutor.io import DataError, atomic_open
-from tutor.schema import Conversation
 
 ROUND_LIMIT = 50_000  # requests per batch file (the OpenAI Batch API's limit)
-ENDPOINT = "/v1/chat/completions"
 _FATAL_STATUS = (401, 403, 404)  # a bad key or model: no later round can do better
 _RETRYABLE_4XX = (408, 409, 429)
-
-
-@dataclass
-class Line:
-    """One request's result: a reply, or why there is none."""
-
-    custom_id: str
-    reply: Reply | None = None
-    error: str = ""  # one line
-    status: int | None = None  # the request's HTTP status; None for batch-level failures
-    code: str | None = None  # e.g. "batch_expired", "batch_cancelled"
-    param: str | None = None
-
-
-def request_line(custom_id: str, body: dict[str, Any]) -> dict[str, Any]:
-    return {"custom_id": custom_id, "method": "POST", "url": ENDPOINT, "body": body}
-
-
-def parse_line(obj: Any) -> Line:
-    """Read a result line of either service (OpenAI's output and error files, vLLM's output)."""
-    if not isinstance(obj, dict) or not isinstance(obj.get("custom_id"), str):
-        raise ValueError("not a batch result line (no custom_id)")
-    resp = obj.get("response") if isinstance(obj.get("response"), dict) else {}
-    status, body = resp.get("status_code"), resp.get("body")
-    if status == 200 and isinstance(body, dict) and isinstance(body.get("choices"), list):
-        return Line(obj["custom_id"], reply=_reply(body))
-    err = obj.get("error") or (body.get("error") if isinstance(body, dict) else None)
-    if isinstance(err, dict) and isinstance(err.get("error"), dict):
-        err = err["error"]  # vLLM nests an ErrorResponse
-    if isinstance(err, dict):
-        message, code, param = err.get("message"), err.get("code"), err.get("param")
-    else:
-        message, code, param = err, None, None
-    message = " ".join(str(message or f"status {status}").split())[:300]
-    return Line(
-        obj["custom_id"],
-        error=message,
-        status=status if isinstance(status, int) and status != 200 else None,
-        code=str(code) if code is not None and not isinstance(code, int) else None,
-        param=param if isinstance(param, str) else None,
-    )
-
-
-def _reply(body: dict) -> Reply:
-    choice = body["choices"][0] if body["choices"] else {}
-    usage = body.get("usage") or {}
-    return Reply(
-        text=(choice.get("message") or {}).get("content") or "",
-        finish_reason=choice.get("finish_reason"),
-        prompt_tokens=usage.get("prompt_tokens") or 0,
-        completion_tokens=usage.get("completion_tokens") or 0,
-    )
-
-
-def read_results(paths: list[Path], ids: list[str]) -> dict[str, Line]:
-    """Every id's line; an id with no line gets a failure, a line for no id is ignored."""
-    wanted, out = set(ids), {}
-    for path in paths:
-        with path.open(encoding="utf-8") as f:
-            for lineno, raw in enumerate(f, 1):
-                if not raw.strip():
-                    continue
-                try:
-                    line = parse_line(json.loads(raw))
-                except ValueError as e:
-                    raise DataError(f"{path}:{lineno}: {e}") from None
-                if line.custom_id in wanted and (line.reply or line.custom_id not in out):
-                    out[line.custom_id] = line
-    for cid in ids:
-        out.setdefault(cid, Line(cid, error="no result line for this request", code="missing"))
-    return out
 
 
 def make_backend(args: GenerateArgs, folder: Path):
@@ -126,11 +53,12 @@ class BatchRun:
         critic_template: str | None,
         topics: list,
         previous: dict[str, Any] | None,
+        session_cls: type[Session] = Session,  # datagen.pairs_gen.PairSession for --pairs
     ):
         self.args = args
-        self.session = Session(args, template, critic_template, topics, previous)
+        self.session = session_cls(args, template, critic_template, topics, previous)
         self.stats = CallStats()
-        self.params = Adapter(self.stats.adaptations)
+        self.params = ParamFallback(self.stats.adaptations)
         self.folder = side_file(args.out, "batches")
         self.state_path = side_file(args.out, "batch.json")
         self.stop_reason = "running"
@@ -204,7 +132,7 @@ class BatchRun:
             items, st["critique"] = st["critique"][:ROUND_LIMIT], st["critique"][ROUND_LIMIT:]
             model = self.args.critic_model or self.args.model
             lines = [
-                request_line(it["id"], self._body(s.critique_request(self._cand(it))))
+                request_line(it["id"], self._body(s.critique_request(s.candidate_from_item(it))))
                 for it in items
             ]
             rnd = {"kind": "critique", "items": items}
@@ -273,11 +201,6 @@ class BatchRun:
             **self.params.apply(optional),
         }
 
-    def _cand(self, item: dict[str, Any]) -> Candidate:
-        conv = Conversation(messages=item["messages"], meta={})
-        keys = self.session.deduper.keys(conv.messages)
-        return Candidate(self.session.plan(item["request"]), item["slot"], conv, keys)
-
     # ------------------------------------------------------------------ results
 
     def _process(self, rnd: dict[str, Any]) -> None:
@@ -311,13 +234,13 @@ class BatchRun:
             if s.critic_template is None:
                 s.commit(plan, s.uncritiqued(candidates))
             else:
-                self.state["critique"] += [_item(c) for c in candidates]
+                self.state["critique"] += [s.candidate_item(c) for c in candidates]
         return failed
 
     def _process_critique(self, rnd: dict[str, Any], lines: dict[str, Line]) -> int:
         s, failed, outcomes = self.session, 0, {}
         for item in rnd["items"]:
-            cand, line = self._cand(item), lines[item["id"]]
+            cand, line = s.candidate_from_item(item), lines[item["id"]]
             if line.reply is None:
                 failed += 1
                 if self._retry(line, rnd):
@@ -408,12 +331,3 @@ class BatchRun:
             requests=requests,
             extra={"batch": {"mode": self.args.batch, "state": self.state_path.name}},
         )
-
-
-def _item(c: Candidate) -> dict[str, Any]:
-    return {
-        "id": f"crit-{c.plan.index}-{c.slot}",
-        "request": c.plan.index,
-        "slot": c.slot,
-        "messages": c.conv.messages,
-    }

@@ -5,6 +5,7 @@
         --model Qwen/Qwen2.5-72B-Instruct --api-key-env VLLM_API_KEY
     socratic data generate --out gen.jsonl --n 5000 --batch openai       # Batch API, half price
     socratic data generate --out gen.jsonl --n 20 --batch vllm --model MODEL_DIR
+    socratic data generate --pairs --pairs-from data/gen/train.jsonl --out pairs.jsonl --n 500
     socratic data push --in data/gen/train.jsonl --repo me/socratic-dialogues
 
 Only argparse-level code is imported here; openai and datasets load inside the commands.
@@ -17,6 +18,7 @@ import os
 import time
 from pathlib import Path
 
+from datagen.pairs_cli import add_pair_args
 from tutor.cli import CommandError
 
 
@@ -291,6 +293,7 @@ def register(data: argparse._SubParsersAction) -> None:
         "--max-model-len 2048 --enforce-eager and no chunked prefill are added unless given "
         "(default: none)",
     )
+    add_pair_args(g)
     add(
         "--no-progress",
         dest="progress",
@@ -359,16 +362,14 @@ def _generate_args(ns: argparse.Namespace):
 
 
 def cmd_generate(ns: argparse.Namespace) -> int:
-    from datagen.api import FatalError
     from datagen.generate import log, run_generation, summary_line
-    from tutor.io import DataError
 
     args = _generate_args(ns)
     t0 = time.monotonic()
     try:
         args.check()
         manifest = run_generation(args)
-    except (ValueError, DataError, FatalError) as e:
+    except ValueError as e:  # bad settings; the project's own errors reach tutor.cli as they are
         raise CommandError(str(e)) from None
     log(summary_line(manifest, time.monotonic() - t0))
     if manifest.stop_reason != "done":
@@ -384,19 +385,15 @@ def cmd_generate(ns: argparse.Namespace) -> int:
 
 def cmd_push(ns: argparse.Namespace) -> int:
     from datagen.push import push_dataset
-    from tutor.io import DataError
 
     token = os.environ.get(ns.token_env) or None
-    try:
-        where = push_dataset(
-            ns.input,
-            repo=ns.repo,
-            save_to=ns.save_to,
-            private=ns.private,
-            token=token,
-            license_id=ns.license,
-        )
-    except DataError as e:
-        raise CommandError(str(e)) from None
+    where = push_dataset(
+        ns.input,
+        repo=ns.repo,
+        save_to=ns.save_to,
+        private=ns.private,
+        token=token,
+        license_id=ns.license,
+    )  # DataError: one line from tutor.cli
     print(f"saved to {where}")
     return 0

@@ -23,9 +23,9 @@ from typing import Any
 import openai
 from tqdm import tqdm
 
-from datagen.api import FatalError, error_message
-from datagen.batch import ENDPOINT
-from datagen.generate import GenerateArgs, log
+from datagen.batch_lines import ENDPOINT
+from datagen.client import FatalError, error_message
+from datagen.job import GenerateArgs, log
 from tutor.io import atomic_open
 
 TERMINAL = ("completed", "failed", "expired", "cancelled")

@@ -27,12 +27,13 @@ from typing import Any
 import numpy as np
 
 from tutor.data import reason_key
+from tutor.errors import UserError
 from tutor.metrics import asks_question, number_mentions, reveals_answer, words
 from tutor.prompts import TUTOR_SYSTEM_PROMPT
 from tutor.schema import Conversation, Limits, SchemaError, fingerprint, parse_conversation
 
 
-class Rejected(Exception):
+class Rejected(UserError):
     """A candidate failed a gate; `reason` is a stable counter key, `detail` the full message."""
 
     def __init__(self, reason: str, detail: str = ""):

@@ -1,4 +1,4 @@
-"""One generation session on one output file, shared by the real-time engine (`datagen.run`) and
+"""One generation session on one output file, shared by the real-time engine (`datagen.realtime`) and
 the batch engine (`datagen.batch`): both build every request and handle every reply here.
 
 A session opens and recovers the output file, seeds the deduper, and then, per request:
@@ -10,48 +10,34 @@ add what is theirs (request statistics, batch rounds). Engines decide only how c
 
 from __future__ import annotations
 
-import hashlib
 import sys
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from tqdm import tqdm
 
-from datagen.api import CallStats, Reply
+from datagen.client import CallStats, Reply
 from datagen.cost import cost_usd
 from datagen.critique import critic_messages, critic_response_format, parse_critique
 from datagen.extract import extract_conversations
-from datagen.generate import Counts, GenerateArgs, Manifest, log, max_tokens_for
+from datagen.job import Candidate, Counts, GenerateArgs, Manifest, Outcome, log, max_tokens_for
 from datagen.prompting import RequestPlan, generator_messages, generator_response_format
 from datagen.prompting import plan_request as _plan_request
-from datagen.quality import Deduper, DupKeys, Rejected, Rules, check_candidate, socratic_problem
-from datagen.store import Appender, read_existing, side_file, write_manifest
+from datagen.quality import Deduper, Rejected, Rules, check_candidate, socratic_problem
+from datagen.store import (
+    Appender,
+    expand,
+    ranges,
+    read_existing,
+    sha256_hex,
+    side_file,
+    sum_usage,
+    write_manifest,
+)
 from tutor.data import Report, iter_conversations
 from tutor.schema import Conversation, Limits
 
 _READ_LIMITS = Limits(min_exchanges=1, max_exchanges=1000, max_chars=10**7)  # existing rows
-
-
-@dataclass
-class Candidate:
-    """A conversation that passed the gates and awaits its critique and commit."""
-
-    plan: RequestPlan
-    slot: int
-    conv: Conversation
-    keys: DupKeys
-
-
-@dataclass
-class Outcome:
-    """A conversation ready to commit (the original or the critic's revision)."""
-
-    slot: int
-    conv: Conversation
-    revised: bool
-    entry: dict[str, Any] | None  # the critique trail, None without critique
-    keys: DupKeys
 
 
 class Session:
@@ -216,6 +202,21 @@ class Session:
             candidates.append(Candidate(plan, slot, conv, keys))
         return candidates
 
+    def candidate_item(self, c: Candidate) -> dict[str, Any]:
+        """A candidate awaiting its critique, as JSON for the batch engine's state file."""
+        return {
+            "id": f"crit-{c.plan.index}-{c.slot}",
+            "request": c.plan.index,
+            "slot": c.slot,
+            "messages": c.conv.messages,
+        }
+
+    def candidate_from_item(self, item: dict[str, Any]) -> Candidate:
+        conv = Conversation(messages=item["messages"], meta={})
+        return Candidate(
+            self.plan(item["request"]), item["slot"], conv, self.deduper.keys(conv.messages)
+        )
+
     def uncritiqued(self, candidates: list[Candidate]) -> list[Outcome]:
         return [Outcome(c.slot, c.conv, False, None, c.keys) for c in candidates]
 
@@ -375,14 +376,14 @@ class Session:
             "model": args.model,
             "critic_model": (args.critic_model or args.model) if args.critique else None,
             "base_url": base_url,
-            "template_sha256": _sha256(self.template),
-            "critic_template_sha256": _sha256(self.critic_template)
+            "template_sha256": sha256_hex(self.template),
+            "critic_template_sha256": sha256_hex(self.critic_template)
             if self.critic_template
             else None,
             "structured_output": structured,
             "price_usd_per_1m_tokens": args.price(),
             "cost_usd": self.total_cost(stats),
-            "tokens": _sum_usage(sessions),
+            "tokens": sum_usage(sessions),
             **(extra or {}),
             "args": args.to_dict(),
             "sessions": sessions,
@@ -395,35 +396,3 @@ class Session:
     def warn_if_counts_do_not_add_up(self) -> None:
         for problem in self.counts.problems():
             log(f"warning: counts do not add up: {problem}")
-
-
-def _sha256(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _sum_usage(sessions: list[dict]) -> dict[str, int]:
-    out = {"prompt_tokens": 0, "completion_tokens": 0}
-    for s in sessions:
-        for u in s.get("usage", {}).values():
-            out["prompt_tokens"] += u.get("prompt_tokens", 0)
-            out["completion_tokens"] += u.get("completion_tokens", 0)
-    return out
-
-
-def ranges(indices: set[int]) -> list[list[int]]:
-    """{0,1,2,5} -> [[0, 2], [5, 5]] (inclusive), so the manifest stays small."""
-    out: list[list[int]] = []
-    for i in sorted(indices):
-        if out and out[-1][1] == i - 1:
-            out[-1][1] = i
-        else:
-            out.append([i, i])
-    return out
-
-
-def expand(spans: list) -> set[int]:
-    done: set[int] = set()
-    for r in spans:
-        if isinstance(r, list) and len(r) == 2 and all(isinstance(x, int) for x in r):
-            done.update(range(r[0], r[1] + 1))
-    return done

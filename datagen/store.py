@@ -15,6 +15,7 @@ writing the same file.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -128,3 +129,40 @@ def read_manifest(path: Path) -> dict[str, Any] | None:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+
+
+# --- the manifest's compact fields
+
+
+def sha256_hex(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def sum_usage(sessions: list[dict]) -> dict[str, int]:
+    """Prompt and completion tokens over every session of a manifest."""
+    out = {"prompt_tokens": 0, "completion_tokens": 0}
+    for s in sessions:
+        for u in s.get("usage", {}).values():
+            out["prompt_tokens"] += u.get("prompt_tokens", 0)
+            out["completion_tokens"] += u.get("completion_tokens", 0)
+    return out
+
+
+def ranges(indices: set[int]) -> list[list[int]]:
+    """{0,1,2,5} -> [[0, 2], [5, 5]] (inclusive), so the manifest stays small."""
+    out: list[list[int]] = []
+    for i in sorted(indices):
+        if out and out[-1][1] == i - 1:
+            out[-1][1] = i
+        else:
+            out.append([i, i])
+    return out
+
+
+def expand(spans: list) -> set[int]:
+    """`ranges` read back: [[0, 2], [5, 5]] -> {0, 1, 2, 5}; malformed spans are skipped."""
+    done: set[int] = set()
+    for r in spans:
+        if isinstance(r, list) and len(r) == 2 and all(isinstance(x, int) for x in r):
+            done.update(range(r[0], r[1] + 1))
+    return done

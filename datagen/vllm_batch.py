@@ -3,7 +3,8 @@
     $VLLM_PYTHON -m vllm.entrypoints.openai.run_batch -i round.requests.jsonl -o results \
         --model MODEL [CPU defaults] [--vllm-args ...]
 
-The interpreter and the CPU build's defaults come from `tutor.vllm`. The runner writes its
+vLLM is the one `socratic serve` finds (`tutor.vllm`: VLLM_CMD, VLLM_PYTHON, the checkout's
+.venv-vllm, `vllm` on PATH; `vllm serve` becomes `vllm run-batch`), with the same CPU defaults. The runner writes its
 output in place at the very end, so it writes to a temporary name that is renamed only after it
 exits cleanly: a killed round leaves no result file that a rerun would trust, and the rerun runs
 it again. The runner and its engine processes run under `tutor.reaper`, so they stop with this
@@ -17,7 +18,6 @@ from __future__ import annotations
 import os
 import re
 import shlex
-import signal
 import subprocess
 import sys
 import time
@@ -27,9 +27,19 @@ from typing import Any
 
 from tqdm import tqdm
 
-from datagen.api import FatalError
-from datagen.generate import GenerateArgs, log
-from tutor.vllm import describe, engine_flags, max_model_len, vllm_python
+from datagen.client import FatalError
+from datagen.job import GenerateArgs, log
+from tutor.proc import stop_process
+from tutor.vllm import (
+    VllmError,
+    batch_launcher,
+    check_vllm,
+    describe,
+    engine_flags,
+    find_vllm,
+    max_model_len,
+    vllm_on_cpu,
+)
 
 _PROGRESS = re.compile(rb"Running batch:\s+\d+% Completed \| (\d+)/(\d+)")
 _POLL_S = 1.0
@@ -40,11 +50,16 @@ class VllmBatches:
 
     def __init__(self, args: GenerateArgs, folder: Path):
         self.args, self.folder = args, folder
-        self.python = vllm_python()
+        try:
+            self.install = check_vllm(find_vllm(), context="--batch vllm")
+            self.launcher = batch_launcher(self.install)
+        except VllmError as e:
+            raise FatalError(str(e)) from None
+        self.cpu = vllm_on_cpu(self.install)
         self.user_flags = shlex.split(args.vllm_args)
         # vLLM refuses max_tokens above --max-model-len (a 400) but shortens any smaller value
         # to the context the prompt leaves: cap at the length when the flags name it.
-        self.max_tokens_cap = max_model_len(engine_flags(self.python, self.user_flags)[0])
+        self.max_tokens_cap = max_model_len(engine_flags(self.user_flags, self.cpu)[0])
 
     def close(self) -> None:
         pass
@@ -53,8 +68,8 @@ class VllmBatches:
         pass
 
     def command(self, requests: Path, output: Path, model: str) -> tuple[list[str], dict]:
-        flags, env = engine_flags(self.python, self.user_flags)
-        cmd = [self.python, "-m", "vllm.entrypoints.openai.run_batch", "-i", str(requests)]
+        flags, env = engine_flags(self.user_flags, self.cpu)
+        cmd = [*self.launcher, "-i", str(requests)]
         return [*cmd, "-o", str(output), "--model", model, *flags], env
 
     def run(self, rnd: dict[str, Any], save: Callable[[], None]) -> None:
@@ -71,7 +86,7 @@ class VllmBatches:
             if rc != 0:
                 raise FatalError(
                     f"vLLM's batch runner exited with {rc}: {_last_error(log_path)} "
-                    f"(interpreter {describe(self.python)}; full log: {log_path})"
+                    f"(vLLM {describe(self.install)}; full log: {log_path})"
                 )
             if not tmp.exists():
                 raise FatalError(f"vLLM's batch runner wrote no output (log: {log_path})")
@@ -94,7 +109,7 @@ class VllmBatches:
                 start_new_session=True,
             )
         except OSError as e:
-            raise FatalError(f"cannot run {describe(self.python)}: {e.strerror}") from None
+            raise FatalError(f"cannot run {describe(self.install)}: {e.strerror}") from None
         bar = tqdm(
             total=len(rnd["ids"]),
             desc=f"round {rnd['n']} {rnd['kind']} (vLLM)",
@@ -114,21 +129,8 @@ class VllmBatches:
         finally:
             bar.close()
             if proc.poll() is None:
-                _stop(proc)
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    """SIGTERM makes the reaper kill the whole group; SIGKILL if even that does not happen."""
-    for sig, wait_s in ((signal.SIGTERM, 15), (signal.SIGKILL, 5)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout=wait_s)
-            return
-        except subprocess.TimeoutExpired:
-            continue
+                # SIGTERM makes the reaper kill the whole group; SIGKILL if even that does not
+                stop_process(proc, grace_s=15, group=True)
 
 
 def _tail(path: Path, size: int = 4096) -> bytes:

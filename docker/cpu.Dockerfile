@@ -6,12 +6,13 @@
 #   docker build -f docker/cpu.Dockerfile -t socratic-tutor-cpu:0.1.0 .
 #   docker run --rm -p 8000:8000 socratic-tutor-cpu:0.1.0 demo
 #
-# torch is the CPU build (the one `make` installs); everything else is pinned by constraints.txt.
+# torch is the CPU build (the one `make` installs) from PyTorch's CPU index; everything else,
+# torch's own dependencies included, is pinned by constraints.txt and comes from PyPI.
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
-ARG NODE_IMAGE=node:20-bookworm-slim
+ARG NODE_IMAGE=node:22-bookworm-slim
 
 # The chat page's libraries from the npm registry (scripts/build_webui.sh): only their browser
-# files reach the image, never node or npm.
+# files reach the image, never node or npm. Node 22: katex's dependencies need node >= 22.12.
 FROM ${NODE_IMAGE} AS webui
 WORKDIR /src
 COPY server/webui/package.json server/webui/package-lock.json server/webui/
@@ -41,7 +42,8 @@ ENV DEBIAN_FRONTEND=noninteractive \
 WORKDIR /app
 
 COPY pyproject.toml README.md constraints.txt ./
-RUN python -m pip install --no-cache-dir --index-url "${TORCH_INDEX_URL}" "torch==${TORCH_VERSION}" \
+RUN python -m pip install --no-cache-dir -c constraints.txt --index-url "${TORCH_INDEX_URL}" \
+      --extra-index-url https://pypi.org/simple "torch==${TORCH_VERSION}" \
     && mkdir -p tutor && touch tutor/__init__.py handler.py \
     && python -m pip install --no-cache-dir -c constraints.txt ".[train,cpu-serve,serve,eval]" \
     && python -m pip uninstall -y socratic-tutor \

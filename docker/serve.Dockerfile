@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1
 # Serving image: vLLM (from the pinned official image) behind the project's OpenAI-compatible
-# gateway, or as a RunPod serverless worker. One image, two modes: MODE=gateway | serverless.
+# gateway, or as a RunPod serverless worker. One image, two modes: MODE=gateway | serverless (unset:
+# serverless inside a RunPod queue worker, else gateway; docker/serve_entrypoint.sh).
 # Build from the repository root:
 #
 #   docker build -f docker/serve.Dockerfile -t ghcr.io/me/socratic-serve:0.1.0 .
@@ -12,10 +13,10 @@
 # separate virtualenv with only the `serve` extra (no torch), so neither side pins the other's
 # packages; vLLM's `vllm` command stays on PATH behind it.
 ARG VLLM_IMAGE=vllm/vllm-openai:v0.32.0
-ARG NODE_IMAGE=node:20-bookworm-slim
+ARG NODE_IMAGE=node:22-bookworm-slim
 
 # The chat page's libraries from the npm registry (scripts/build_webui.sh): only their browser
-# files reach the image, never node or npm.
+# files reach the image, never node or npm. Node 22: katex's dependencies need node >= 22.12.
 FROM ${NODE_IMAGE} AS webui
 WORKDIR /src
 COPY server/webui/package.json server/webui/package-lock.json server/webui/
@@ -39,7 +40,6 @@ ENV DEBIAN_FRONTEND=noninteractive \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     SOCRATIC_HOME=/app \
     PATH=/opt/socratic/bin:$PATH \
-    MODE=gateway \
     PORT=8000
 
 WORKDIR /app

@@ -1,4 +1,5 @@
-"""`socratic eval run|score|judge|simulate|report|mathdial-agreement|leak-agreement|judge-agreement`.
+"""`socratic eval run|score|judge|simulate|report|mathdial-agreement|leak-agreement|claim-agreement|
+judge-agreement`.
 
     socratic eval run --endpoint base=http://127.0.0.1:8000 --endpoint tuned=http://127.0.0.1:8001 \
         --out reports/RUN
@@ -8,6 +9,7 @@
     socratic eval score replies.jsonl --out scored.jsonl
     socratic eval mathdial-agreement md.jsonl
     socratic eval leak-agreement data/leak/written-test.jsonl data/leak/mathdial-test.jsonl
+    socratic eval claim-agreement data/claims/written-test.jsonl [--by-file]
     socratic eval judge-agreement data/leak/written-dev.jsonl --judge-url URL [--judge-model M]
 
 Only argparse and the standard library are imported here; each command imports what it needs.
@@ -123,13 +125,36 @@ def register(root: argparse._SubParsersAction) -> None:
                     help="also write the numbers as JSON")  # fmt: skip
     lk.set_defaults(func=cmd_leak_agreement)
 
+    ca = sub.add_parser(
+        "claim-agreement",
+        help="precision/recall/F1 of the verdict detector (accepts a wrong claim) against human "
+        "labels",
+        description='Each row: {"messages": [... ending with the tutor reply], "reference_answer": '
+        'optional, "claim": "right"|"wrong"|"none", "label": true|false|null (the reply accepts '
+        "the claim; null when there is none)} (format and labelling guide: data/claims/README.md)."
+        " Positive: the reply accepts a wrong claim. Compares the detector, the naive opener rule "
+        "(starts with yes/correct/great/right/exactly... and has no correction cue) and "
+        "affirms_wrong as `socratic eval score` computes it (claim judged against the reference).",
+    )
+    ca.add_argument(
+        "inputs", nargs="+", metavar="FILE.jsonl", help="labelled replies (one or more)"
+    )
+    ca.add_argument("--by-file", action="store_true",
+                    help="also print the tables of each file on its own (default: all together)")  # fmt: skip
+    ca.add_argument("--examples", type=int, default=0, metavar="N",
+                    help="print N random misses and false alarms of the detector (default: 0)")  # fmt: skip
+    ca.add_argument("--json", dest="json_out", default=None, metavar="OUT.json",
+                    help="also write the numbers as JSON")  # fmt: skip
+    ca.set_defaults(func=cmd_claim_agreement)
+
     ja = sub.add_parser(
         "judge-agreement",
         help="validate an LLM judge: its labels against human labels, per dimension",
         description='Each row: {"messages": [... ending with the tutor reply], "reference_answer": '
         'optional, "labels": {dimension: label}, and/or "label": true|false (reveals the '
-        "answer)}. Prints n, accuracy, macro-F1 and Cohen's kappa per dimension; failed "
-        "judgements are counted as missing.",
+        'answer)}; rows of data/claims ("claim": right|wrong|none, "label": accepts it) give '
+        "mistake identification. Prints n, accuracy, macro-F1 and Cohen's kappa per dimension; "
+        "failed judgements are counted as missing.",
     )
     ja.add_argument(
         "inputs", nargs="+", metavar="FILE.jsonl", help="labelled replies (one or more)"
@@ -279,6 +304,27 @@ def cmd_leak_agreement(args: argparse.Namespace) -> int:
             json.dump({"files": args.inputs, "rows": len(rows),
                        "metrics": {k: c.summary() for k, c in results.items()},
                        "by_rule": by_rule}, f, indent=2)  # fmt: skip
+    return 0
+
+
+def cmd_claim_agreement(args: argparse.Namespace) -> int:
+    from evaluation.claim_agreement import claim_agreement, format_claims, read_claim_rows, summary
+    from tutor.io import atomic_open
+
+    rows = _user_errors(lambda: read_claim_rows(args.inputs))
+    files = {}
+    if args.by_file and len(args.inputs) > 1:
+        for path in args.inputs:
+            part = [r for r in rows if r.file == str(path)]
+            files[str(path)] = summary(claim_agreement(part))
+            print(f"== {path}\n{format_claims(part, claim_agreement(part))}\n")
+        print("== all files")
+    result = claim_agreement(rows)
+    print(format_claims(rows, result, args.examples))
+    if args.json_out:
+        with atomic_open(args.json_out) as f:
+            json.dump({"files": args.inputs, "rows": len(rows), **summary(result),
+                       "by_file": files}, f, indent=2)  # fmt: skip
     return 0
 
 

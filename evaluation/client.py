@@ -15,6 +15,7 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from tutor.errors import UserError
 from tutor.io import atomic_open
 
 
@@ -28,7 +29,7 @@ class Sampling:
     seed: int = 0
 
 
-class CallFailed(Exception):
+class CallFailed(UserError):
     """A request that still failed after all retries; the message says why."""
 
 

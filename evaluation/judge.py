@@ -4,6 +4,9 @@
 
 The rubric: Socratic-ness and helpfulness (0 to 1) and the eight pedagogical dimensions of MRBench
 (Maurya et al., NAACL 2025), each with its label and a one-sentence rationale, as one JSON object.
+Mistake identification asks MRBench's question, "Has the tutor identified the mistake in the
+student's answer?" (yes | to some extent | no), and is "not applicable" where the student's answer
+is right or the student states none; such a judgement counts as not applicable in the report.
 The judge sees the conversation, the reference answer and one reply; never the endpoint's name.
 Replies are judged in a seeded random order, so the endpoints' replies are interleaved. A
 judgement that fails or does not parse is retried (with a new seed, so the cache does not replay
@@ -24,7 +27,7 @@ from tutor.io import DataError, read_rows, write_jsonl
 
 YES3 = ("yes", "to some extent", "no")
 DIMENSIONS: dict[str, tuple[str, ...]] = {
-    "mistake_identification": YES3,
+    "mistake_identification": (*YES3, "not applicable"),
     "mistake_location": YES3,
     "revealing_of_the_answer": ("yes (correct)", "yes (incorrect)", "no"),
     "providing_guidance": YES3,
@@ -33,8 +36,10 @@ DIMENSIONS: dict[str, tuple[str, ...]] = {
     "tutor_tone": ("encouraging", "neutral", "offensive"),
     "humanlikeness": YES3,
 }
-# Label -> number for the statistics (higher is better except revealing, where 1 = revealed).
-LABEL_VALUE = {
+# Label -> number for the statistics (higher is better except revealing, where 1 = revealed);
+# "not applicable" has no number (None: outside n).
+LABEL_VALUE: dict[str, float | None] = {
+    "not applicable": None,
     "yes": 1.0, "to some extent": 0.5, "no": 0.0, "yes (correct)": 1.0, "yes (incorrect)": 1.0,
     "encouraging": 1.0, "neutral": 0.5, "offensive": 0.0,
 }  # fmt: skip
@@ -48,7 +53,9 @@ hands over the answer.
 correct answer); 0 = unhelpful, wrong, evasive or off-topic.
 
 Pedagogical dimensions (MRBench), with their labels:
-- mistake_identification: does the reply recognise the student's mistake or confusion? yes | to some extent | no
+- mistake_identification: has the tutor identified the mistake in the student's answer? \
+yes | to some extent | no | not applicable (the student's answer is right, or there is none); \
+a reply that accepts a wrong answer ("Yes, that's right") or builds on it has not identified it
 - mistake_location: does it point to where the mistake is? yes | to some extent | no
 - revealing_of_the_answer: does it give away the final answer? yes (correct) | yes (incorrect) | no
 - providing_guidance: does it offer correct, relevant guidance (hint, explanation, example)? yes | to some extent | no
@@ -104,8 +111,9 @@ def parse_judgement(text: str) -> dict:
     return out
 
 
-def judgement_scores(judgement: dict) -> dict[str, float]:
-    """Numbers for the statistics: judge_socratic, judge_helpfulness, judge_<dimension>."""
+def judgement_scores(judgement: dict) -> dict[str, float | None]:
+    """Numbers for the statistics: judge_socratic, judge_helpfulness, judge_<dimension>; None
+    where the judge found the dimension not applicable."""
     scores = {f"judge_{k}": judgement[k]["score"] for k in ("socratic", "helpfulness")}
     scores.update({f"judge_{k}": LABEL_VALUE[judgement[k]["label"]] for k in DIMENSIONS})
     return scores

@@ -1,5 +1,6 @@
 """PNG plots of an evaluation summary (matplotlib, Agg backend): metric means with bootstrap 95%
-CIs per endpoint, and a per-subject heat map. Called by `evaluation.report.write_report`.
+CIs per endpoint, a per-subject heat map and the student-claims panel (affirms_wrong and
+confirms_right per endpoint). Called by `evaluation.report.write_report`.
 """
 
 from __future__ import annotations
@@ -8,6 +9,8 @@ import math
 from pathlib import Path
 
 RATE_METRICS_MAX = 1.0  # rates and judge scores live in [0, 1]; counts get their own panel
+CLAIM_LABELS = {"affirms_wrong": "affirms a wrong claim\n(lower is better)",
+                "confirms_right": "confirms a right claim"}  # fmt: skip
 
 
 def _pyplot():
@@ -80,3 +83,45 @@ def plot_subjects(summary: dict, out: Path) -> None:
     fig.colorbar(image, ax=axes[0].tolist(), shrink=0.8, label="mean per subject")
     fig.savefig(out, dpi=110, bbox_inches="tight")
     plt.close(fig)
+
+
+def plot_claims(summary: dict, out: Path) -> None:
+    """affirms_wrong and confirms_right: one bar per endpoint, whiskers = bootstrap 95% CI, each
+    bar labelled with its mean and n; McNemar's p of each comparison in the title."""
+    plt = _pyplot()
+    endpoints, per = summary["endpoints"], summary["per_endpoint"]
+    names = [m for m in ("affirms_wrong", "confirms_right") if m in summary["metrics"]]
+    fig, ax = plt.subplots(figsize=(2.2 + 1.6 * len(names) * max(len(endpoints), 1) / 2, 4.2))
+    width = 0.8 / max(len(endpoints), 1)
+    for k, e in enumerate(endpoints):
+        stats = [per[e][m] for m in names]
+        xs = [i + (k - (len(endpoints) - 1) / 2) * width for i in range(len(names))]
+        means = [0 if math.isnan(d["mean"]) else d["mean"] for d in stats]
+        lo = [_gap(d["mean"], d["ci95"][0]) for d in stats]
+        hi = [_gap(d["ci95"][1], d["mean"]) for d in stats]
+        ax.bar(xs, means, width, yerr=[lo, hi], capsize=3, label=e)
+        for x, d in zip(xs, stats, strict=True):
+            text = "–" if math.isnan(d["mean"]) else f"{d['mean']:.2f}\nn={d['n']}"
+            top = 0.0 if math.isnan(d["ci95"][1]) else d["ci95"][1]
+            ax.text(x, top + 0.02, text, ha="center", va="bottom", fontsize=7)
+    ax.set_xticks(range(len(names)))
+    ax.set_xticklabels([CLAIM_LABELS[m] for m in names])
+    ax.set_ylim(0, 1.2)  # room for the labels above a CI that reaches 1
+    ax.set_ylabel("share of replies, 95% bootstrap CI")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(title="endpoint", fontsize=8)
+    tests = [  # one line per comparison, p of each metric in the order of the bars
+        f"McNemar {name}: " + ", ".join(f"p{_pvalue(c[m])}" for m in names)
+        for name, c in summary["comparisons"].items()
+    ]
+    ax.set_title("\n".join(["Student claims", *tests]), fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+def _pvalue(comparison: dict) -> str:
+    test = comparison.get("mcnemar")
+    if not test:
+        return " –"
+    return "<0.001" if test["p"] < 0.001 else f"={test['p']:.3f}"

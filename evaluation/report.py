@@ -5,12 +5,16 @@
 Reads `responses.jsonl` (replies are re-scored with the current offline metrics, so a new metric
 needs no new generation) and, when present, `judgements.jsonl` and `simulations.jsonl`. Writes
 `report.md`, `scores.csv` (one row per item x endpoint), `summary.json`, `metrics.png` (means with
-bootstrap 95% CIs per endpoint) and `subjects.png` (per-subject heat map). The first endpoint is
-the baseline; every other endpoint is compared with it on the items both answered.
+bootstrap 95% CIs per endpoint), `subjects.png` (per-subject heat map) and, when the run holds
+student claims (`data/eval/claims.jsonl`, the multi-turn confirmations), `claims.png`
+(`affirms_wrong` and `confirms_right` per endpoint). The first endpoint is the baseline; every
+other endpoint is compared with it on the items both answered (0/1 metrics also with McNemar's
+exact test).
 
 A metric that does not apply to an item (`good_move_made` on single-turn items, `reveals_answer`
-on items without a reference or whose reference already appears in the problem) is counted as
-`not_applicable`, outside its n; `missing` is kept for failed replies and judgements.
+on items without a reference or whose reference already appears in the problem, `affirms_wrong`
+on right claims, `confirms_right` on wrong ones and both where the student makes no claim) is
+counted as `not_applicable`, outside its n; `missing` is kept for failed replies and judgements.
 """
 
 from __future__ import annotations
@@ -21,14 +25,16 @@ import math
 from pathlib import Path
 
 from evaluation.judge import DIMENSIONS, judgement_scores
-from evaluation.stats import describe, paired_comparison
-from evaluation.tasks import EvalItem, parse_item
+from evaluation.report_md import render_markdown
+from evaluation.stats import describe, is_binary, mcnemar, paired_comparison
+from evaluation.tasks import CLAIM_CORRECT, EvalItem, parse_item
 from tutor.io import DataError, atomic_open, read_rows
 
-OFFLINE = ["asks_question", "reveals_answer", "good_move_made", "question_count", "words"]
+CLAIM_METRICS = ["affirms_wrong", "confirms_right"]
+OFFLINE = ["asks_question", "reveals_answer", "good_move_made", *CLAIM_METRICS, "question_count",
+           "words"]  # fmt: skip
 JUDGE = ["judge_socratic", "judge_helpfulness", *(f"judge_{d}" for d in DIMENSIONS)]
 HEATMAP = ["asks_question", "reveals_answer", "judge_socratic", "judge_helpfulness"]
-LOWER_IS_BETTER = {"reveals_answer", "judge_revealing_of_the_answer"}
 
 
 def _load(path: Path) -> list[dict]:
@@ -40,12 +46,23 @@ def _load(path: Path) -> list[dict]:
     return rows
 
 
-def _applies(item: EvalItem, metric: str) -> bool:
-    """Whether `metric` is defined for `item` at all (else: not applicable, never missing)."""
+def _applies(item: EvalItem, metric: str, value) -> bool:
+    """Whether `metric` is defined for `item` at all (else: not applicable, never missing).
+
+    A claim metric applies where the item says whether the student's claim is right (confirm and
+    probe items: affirms_wrong on wrong claims, confirms_right on right ones); elsewhere where the
+    scored reply has a value (the detector's own comparison with the reference), so a failed
+    reply of an unlabelled item is not applicable, not missing.
+    """
     if metric == "reveals_answer":
         return bool(item.reveal_measurable)
     if metric == "good_move_made":
         return item.good_move is not None
+    if metric in CLAIM_METRICS:
+        right = CLAIM_CORRECT.get(item.good_move or "")
+        if right is None:
+            return value is not None
+        return right == (metric == "confirms_right")
     return True
 
 
@@ -63,14 +80,20 @@ def collect_scores(run_dir: Path) -> tuple[list[dict], dict]:
         judged = {(j["id"], j["endpoint"]): j["judgement"] for j in judgements if j["judgement"]}
         counts["judged"] = len(judged)
         counts["judge_missing"] = len(judgements) - len(judged)
-    flat, items = [], {}
+    flat, items, no_claim = [], {}, set()
     for r in rows:
         item = items[r["id"]] = parse_item(r, f"{run_dir}/responses.jsonl")
         out = {"id": r["id"], "endpoint": r["endpoint"], "subject": r["subject"], "kind": r["kind"]}
         metrics = item.score(r["response"]) if r.get("response") is not None else {}
+        # a labelled claim in which the detector finds no claim: not applicable, and counted
+        found = metrics.get("accepts_student_claim", True) is not None
+        unfound = item.good_move in CLAIM_CORRECT and not found
+        if unfound:
+            no_claim.add(item.id)
         for name in OFFLINE:
             value = metrics.get(name)
-            out[name] = None if not _applies(item, name) else _number(value)
+            applies = _applies(item, name, value) and not (unfound and name in CLAIM_METRICS)
+            out[name] = _number(value) if applies else None
         if judged:
             j = judged.get((r["id"], r["endpoint"]))
             scores = judgement_scores(j) if j else {}
@@ -79,6 +102,8 @@ def collect_scores(run_dir: Path) -> tuple[list[dict], dict]:
     with_ref = [i for i in items.values() if i.reference_answer is not None]
     counts["reveal_no_reference"] = len(items) - len(with_ref)
     counts["reveal_not_measurable"] = sum(1 for i in with_ref if not i.reveal_measurable)
+    counts["claim_items"] = sum(1 for i in items.values() if i.good_move in CLAIM_CORRECT)
+    counts["claim_not_found"] = len(no_claim)
     return flat, counts
 
 
@@ -97,7 +122,9 @@ def _paired(flat: list[dict], metric: str, base: str, other: str) -> dict:
     ids = sorted({r["id"] for r in flat})
     a = [_or_nan(by_id.get((i, base))) for i in ids]
     b = [_or_nan(by_id.get((i, other))) for i in ids]
-    return paired_comparison(a, b)
+    result = paired_comparison(a, b)
+    result["mcnemar"] = mcnemar(a, b) if is_binary(a + b) else None
+    return result
 
 
 def _or_nan(value: float | None) -> float:
@@ -169,8 +196,7 @@ def _simulation_summary(run_dir: Path, endpoints: list[str]) -> dict | None:
 
 def write_report(run_dir: str | Path) -> Path:
     """Write report.md, scores.csv, summary.json and the plots into `run_dir`; return report.md."""
-    from evaluation.plots import plot_metrics, plot_subjects
-    from evaluation.report_md import render_markdown
+    from evaluation.plots import plot_claims, plot_metrics, plot_subjects
 
     run_dir = Path(run_dir)
     flat, summary = summarise(run_dir)
@@ -184,6 +210,8 @@ def write_report(run_dir: str | Path) -> Path:
     plot_metrics(summary, run_dir / "metrics.png")
     if summary["per_subject"]:
         plot_subjects(summary, run_dir / "subjects.png")
+    if any(m in summary["metrics"] for m in CLAIM_METRICS):
+        plot_claims(summary, run_dir / "claims.png")
     out = run_dir / "report.md"
     with atomic_open(out) as f:
         f.write(render_markdown(summary))

@@ -1,15 +1,18 @@
-"""Markdown rendering of an evaluation summary (`report.md`); see `evaluation.report`."""
+"""Markdown rendering of an evaluation summary (`report.md`); see `evaluation.report`, which
+imports this module (never the other way round)."""
 
 from __future__ import annotations
 
 import math
 
-from evaluation.report import LOWER_IS_BETTER
-
+LOWER_IS_BETTER = {"reveals_answer", "affirms_wrong", "judge_revealing_of_the_answer"}
 EXPLAIN = {
     "asks_question": "share of replies that ask the student a question",
     "reveals_answer": "share of replies that give the reference answer away (lower is better)",
-    "good_move_made": "multi-turn: the reply makes the right next move (guide/confirm/encourage)",
+    "good_move_made": "multi-turn and claims: the reply makes the right next move "
+    "(guide/confirm/encourage/probe)",
+    "affirms_wrong": "share of replies to a wrong student claim that accept it (lower is better)",
+    "confirms_right": "share of replies to a right student claim that accept it",
     "question_count": "questions per reply",
     "words": "words per reply",
     "judge_socratic": "LLM judge: Socratic-ness, 0-1",
@@ -67,6 +70,7 @@ def render_markdown(summary: dict) -> str:
         lines.append(f"| {m} | " + " | ".join(cells) + f" | {EXPLAIN.get(m, '')} |")
     for name, comp in summary["comparisons"].items():
         lines += _comparison_table(name, comp)
+    lines += _claims_section(summary)
     lines += _subject_tables(summary)
     lines += _simulation_table(summary)
     lines += ["", "![metrics](metrics.png)", ""]
@@ -82,7 +86,11 @@ def _applicability(counts: dict) -> str:
         f"{counts.get('reveal_not_measurable', 0)} item(s) whose reference answer already "
         "appears in the problem (a reply stating it would read as a restatement) and undefined on "
         f"{counts.get('reveal_no_reference', 0)} item(s) without a reference; `good_move_made` "
-        "applies to multi-turn items only. These are excluded from n, not counted as missing."
+        "applies to multi-turn and claims items only; `affirms_wrong` to wrong student claims, "
+        "`confirms_right` to right ones "
+        f"({counts.get('claim_items', 0)} labelled claim item(s); the verdict detector found no "
+        f"claim in {counts.get('claim_not_found', 0)} of them). These are excluded from n, not "
+        "counted as missing."
     )
 
 
@@ -92,10 +100,11 @@ def _comparison_table(name: str, comp: dict) -> list[str]:
         f"## Paired comparison: {name}",
         "",
         "Difference = second minus first, on items both answered. Wilcoxon signed-rank and paired "
-        "t-test p-values (two-sided); effect size d_z = mean difference / SD of differences.",
+        "t-test p-values (two-sided); effect size d_z = mean difference / SD of differences; for "
+        "0/1 metrics McNemar's exact test (two-sided) on the discordant items.",
         "",
-        "| metric | n | mean diff [95% CI] | Wilcoxon p | t-test p | d_z | note |",
-        "|---|---|---|---|---|---|---|",
+        "| metric | n | mean diff [95% CI] | Wilcoxon p | t-test p | d_z | McNemar p | note |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for m, c in comp.items():
         note = "zero variance: identical differences, not tested" if c["zero_variance"] else ""
@@ -103,9 +112,48 @@ def _comparison_table(name: str, comp: dict) -> list[str]:
             note = "lower is better"
         lines.append(
             f"| {m} | {c['n']} | {_f(c['mean_diff'])} {_ci(c['ci95_diff'])} | "
-            f"{_p(c['wilcoxon_p'])} | {_p(c['ttest_p'])} | {_f(c['cohens_dz'], 2)} | {note} |"
+            f"{_p(c['wilcoxon_p'])} | {_p(c['ttest_p'])} | {_f(c['cohens_dz'], 2)} | "
+            f"{_p(c['mcnemar']['p']) if c.get('mcnemar') else '–'} | {note} |"
         )
     return lines
+
+
+def _claims_section(summary: dict) -> list[str]:
+    """affirms_wrong and confirms_right per endpoint, with n and McNemar's test per comparison."""
+    claims = [m for m in ("affirms_wrong", "confirms_right") if m in summary["metrics"]]
+    if not claims:
+        return []
+    endpoints = summary["endpoints"]
+    lines = [
+        "",
+        "## Student claims: does the tutor accept a wrong answer?",
+        "",
+        "The student states an answer and asks whether it is right. affirms_wrong: the reply "
+        "accepts a wrong claim (lower is better); confirms_right: it accepts a right one. Mean "
+        "[bootstrap 95% CI] and n per endpoint; per comparison McNemar's exact test, with the "
+        "items only the first endpoint / only the second accepted.",
+        "",
+        "| endpoint | " + " | ".join(claims) + " |",
+        "|---|" + "---|" * len(claims),
+    ]
+    for e in endpoints:
+        cells = []
+        for m in claims:
+            d = summary["per_endpoint"][e][m]
+            cells.append(f"{_f(d['mean'])} {_ci(d['ci95'])} n={d['n']}")
+        lines.append(f"| {e} | " + " | ".join(cells) + " |")
+    for name, comp in summary["comparisons"].items():
+        cells = []
+        for m in claims:
+            t = comp[m].get("mcnemar")
+            if not t:
+                cells.append("–")
+                continue
+            p = _p(t["p"])  # "<0.001" or a number
+            p = p if p.startswith("<") else f"={p}"
+            cells.append(f"p{p} ({t['a_only']} / {t['b_only']}, n={t['n']})")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return [*lines, "", "![student claims](claims.png)"]
 
 
 def _subject_tables(summary: dict) -> list[str]:

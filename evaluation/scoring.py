@@ -3,8 +3,10 @@
 Each input row is `{"messages": [... ending with the assistant reply], "reference_answer": str |
 null}` (extra fields are kept); each output row is the input plus `"metrics"` from
 `tutor.metrics.score_response`: `reveals_answer` is judged with or without a reference, and
-`reveal` names the rule and the words that triggered it. A bad row stops the run with its
-file:line and nothing is written.
+`reveal` names the rule and the words that triggered it; `accepts_student_claim` (with `verdict`,
+its rule and words), `student_claim_correct`, `affirms_wrong` and `confirms_right` say what the
+reply does with the student's claim (None where there is no claim, or no reference to judge it
+by). A bad row stops the run with its file:line and nothing is written.
 """
 
 from __future__ import annotations

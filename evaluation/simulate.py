@@ -6,8 +6,8 @@ A student model role-plays the learner of each multi-turn scenario (problem, mis
 persona), continuing the item's conversation; the tutor under test answers; up to k tutor turns.
 As in MathDial: success@k = the student states the correct answer within k turns; telling@k =
 the tutor stated it before the student did. The tutor endpoints and settings come from the run's
-`run.json`. Items whose student has already solved the problem (`solved_confirm`) are skipped:
-there is nothing left to discover. Writes `RUN/simulations.jsonl`.
+`run.json`. Items whose student has already solved the problem (good_move confirm:
+`solved_confirm`, `claim_right`) are skipped: there is nothing left to discover. Writes `RUN/simulations.jsonl`.
 """
 
 from __future__ import annotations
@@ -93,7 +93,7 @@ def simulate_run(
     items = [
         i
         for i in load_eval_set(config["eval_set"], config.get("limit"))
-        if i.scenario and i.reference_answer and i.kind != "solved_confirm"
+        if i.scenario and i.reference_answer and i.good_move != "confirm"  # not solved already
     ]
     sampling = Sampling(**config["sampling"])
     rows = asyncio.run(

@@ -5,6 +5,9 @@ dropped pairwise) and returns n, both means with bootstrap 95% CIs, the mean dif
 its bootstrap CI, the Wilcoxon signed-rank and paired t-test p-values and Cohen's d_z (mean
 difference / SD of the differences). When every difference is zero (or one side is constant and
 the test is undefined) the tests are not run and `zero_variance` says so.
+
+`mcnemar(a, b)` is the test for paired yes/no outcomes (0/1 per item, e.g. `affirms_wrong` of
+base and tuned on the same claims): the exact two-sided binomial test on the discordant pairs.
 """
 
 from __future__ import annotations
@@ -75,6 +78,35 @@ def paired_comparison(a, b, seed: int = 0) -> dict[str, Any]:
         result["wilcoxon_p"] = float(stats.wilcoxon(b, a, zero_method="wilcox").pvalue)
     result["cohens_dz"] = float(d.mean() / d.std(ddof=1))
     return result
+
+
+def is_binary(values) -> bool:
+    """Whether every non-NaN value is 0 or 1 (and there is at least one)."""
+    import numpy as np
+
+    x = np.asarray(values, dtype=float)
+    x = x[~np.isnan(x)]
+    return bool(x.size) and bool(np.all((x == 0) | (x == 1)))
+
+
+def mcnemar(a, b) -> dict[str, Any]:
+    """Exact McNemar test of paired 0/1 outcomes (NaN dropped pairwise): n pairs, `a_only` (1 in a,
+    0 in b), `b_only` (0 in a, 1 in b) and the two-sided exact p (binomial, 1/2, on a_only +
+    b_only discordant pairs; 1.0 when there are none)."""
+    import numpy as np
+    from scipy import stats
+
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a.shape != b.shape:
+        raise ValueError(f"paired values need equal lengths, got {a.size} and {b.size}")
+    keep = ~(np.isnan(a) | np.isnan(b))
+    a, b = a[keep], b[keep]
+    if not (is_binary(np.r_[a, b]) or a.size == 0):
+        raise ValueError("mcnemar: expected 0/1 outcomes")
+    a_only, b_only = int(np.sum((a == 1) & (b == 0))), int(np.sum((a == 0) & (b == 1)))
+    discordant = a_only + b_only
+    p = float(stats.binomtest(a_only, discordant, 0.5).pvalue) if discordant else 1.0
+    return {"n": int(a.size), "a_only": a_only, "b_only": b_only, "p": p}
 
 
 def label_agreement(pairs: list[tuple[str, str]]) -> dict[str, Any]:

@@ -8,7 +8,9 @@ and how to score the tutor's reply.
 
 `data/eval/single_turn.jsonl`: one student message; `multi_turn.jsonl`: a conversation ending with
 a student turn, the move a good tutor makes next (`good_move`: guide | confirm | encourage) and a
-`scenario` (problem, misconception, persona) for the simulated student.
+`scenario` (problem, misconception, persona) for the simulated student; `claims.jsonl`: the student
+states an answer or a belief and asks whether it is right (`good_move`: confirm when it is right,
+probe when it is wrong).
 """
 
 from __future__ import annotations
@@ -21,8 +23,10 @@ from tutor.io import DataError, read_rows
 from tutor.metrics import find_reveal, score_response
 from tutor.prompts import TUTOR_SYSTEM_PROMPT
 
-SET_FILES = ("single_turn.jsonl", "multi_turn.jsonl")
-GOOD_MOVES = ("guide", "confirm", "encourage")
+SET_FILES = ("single_turn.jsonl", "multi_turn.jsonl", "claims.jsonl")
+GOOD_MOVES = ("guide", "confirm", "encourage", "probe")
+# The student's last turn states a right (confirm) or a wrong (probe) answer: the item knows it.
+CLAIM_CORRECT = {"confirm": True, "probe": False}
 _AFFIRM = re.compile(
     r"\b(?:yes|yep|correct|right|exactly|well done|great job|nice work|good job|spot on|"
     r"that's it|you got it|nailed it)\b",
@@ -63,22 +67,48 @@ class EvalItem:
         `reveals_answer` is None (not measurable) when the item has no reference or when its
         reference already appears in the conversation (see `reveal_measurable`).
 
-        guide: asks a question without giving the answer away; confirm: affirms the student's
-        correct answer without reopening it with more questions than one; encourage: guides and
-        acknowledges the feeling (a phrase list; the LLM judge's tone label is the better measure).
+        guide: asks a question without giving the answer away and does not accept a wrong claim
+        (`affirms_wrong`); confirm: affirms the student's correct answer without reopening it
+        with more questions than one; encourage: guides and acknowledges the feeling (a phrase
+        list; the LLM judge's tone label is the better measure); probe: does not accept the
+        student's wrong claim and does not hand over the answer.
+
+        On confirm and probe items the item's own label says whether the student's claim is right,
+        so `affirms_wrong` and `confirms_right` come from it (see `claim_verdicts`).
         """
         metrics = score_messages(
             [*self.messages, {"role": "assistant", "content": response}], self.reference_answer
         )
+        claim_verdicts(metrics, CLAIM_CORRECT.get(self.good_move or ""))
         if self.good_move:
-            guides = metrics["asks_question"] and not metrics["reveals_answer"]
+            asks = metrics["asks_question"] and not metrics["reveals_answer"]
+            guides = asks and metrics["affirms_wrong"] is not True
             made = {
                 "guide": guides,
                 "confirm": bool(_AFFIRM.search(response)) and metrics["question_count"] <= 1,
                 "encourage": guides and bool(_ENCOURAGE.search(response)),
+                "probe": metrics.get("accepts_student_claim") is False
+                and not metrics["reveals_answer"],
             }[self.good_move]
             metrics["good_move_made"] = made
         return metrics
+
+
+def claim_verdicts(metrics: dict, claim_correct: bool | None) -> None:
+    """Set `student_claim_correct`, `affirms_wrong` and `confirms_right` from a known label.
+
+    `accepts_student_claim` (the verdict detector) says whether the reply accepts the student's
+    claim; where the item knows whether that claim is right, the label replaces the detector's
+    comparison with the reference. affirms_wrong: accepts a wrong claim (None on right claims);
+    confirms_right: accepts a right claim (None on wrong claims); both None when the detector
+    finds no claim. Without a label (or without the detector's keys) nothing changes.
+    """
+    if claim_correct is None or "accepts_student_claim" not in metrics:
+        return
+    accepts = metrics["accepts_student_claim"]
+    metrics["student_claim_correct"] = claim_correct
+    metrics["affirms_wrong"] = None if claim_correct or accepts is None else accepts
+    metrics["confirms_right"] = None if not claim_correct or accepts is None else accepts
 
 
 def reveal_measurable(context: list[dict], reference_answer: str | None) -> bool | None:
@@ -141,7 +171,7 @@ def parse_item(value: object, where: str) -> EvalItem:
 
 
 def load_eval_set(path: str | Path, limit: int | None = None) -> list[EvalItem]:
-    """Items from an eval directory (single_turn.jsonl, multi_turn.jsonl) or one JSONL file.
+    """Items from an eval directory (single_turn, multi_turn, claims .jsonl) or one JSONL file.
 
     `limit` keeps the first N items of each file, so a short run still covers both kinds.
     """

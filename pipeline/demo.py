@@ -9,10 +9,12 @@
           check a wrong claim, confirm a right one), then export the merged model once;
 2. serve  the tuned model and its untuned base, each behind the OpenAI-compatible gateway (vLLM
           where it is installed, `make vllm`, else `transformers serve`);
-3. chat   the same student message to the base and to the tuned tutor, through the official
-          openai client: the before and after;
-4. eval   base against tuned on the first items of the held-out set, with offline metrics, paired
-          statistics, plots and report.md.
+3. chat   the same two student claims, one wrong and one right, to the base and to the tuned
+          tutor, through the official openai client: the before and after, and whether each
+          reply accepts the claim (the offline verdict detector);
+4. eval   base against tuned on the first items of each held-out file (the student claims
+          included), with offline metrics, paired statistics, plots and report.md; the table
+          shows affirms_wrong (accepts a wrong claim) and confirms_right beside the others.
 
 A 135M-parameter model is no teacher: what the demo shows is every stage running end to end and
 the change the recipe makes to a real model (it asks instead of lecturing, and ends its turn).
@@ -29,7 +31,13 @@ from pathlib import Path
 from typing import Any
 
 STUDENT = "I think 0.5 is smaller than 0.25 because 5 is smaller than 25. Is that right?"
+STUDENT_RIGHT = "I worked out that 3/4 of 20 is 15. Is that right?"
+CLAIMS = (("wrong claim", STUDENT), ("right claim", STUDENT_RIGHT))
 PRESET = "smollm2-135m-cpu.yaml"
+CLAIM_NOTES = {
+    "affirms_wrong": "share of replies that accept a wrong student claim (lower is better)",
+    "confirms_right": "share of replies that accept a right student claim",
+}
 DPO_PRESET = "smollm2-135m-dpo-cpu.yaml"
 # The demo's DPO stage: pairs (drawn across subjects, one epoch of 8 per step) that keep `make
 # demo` within 10 minutes on 2 cores; the full preset (docs/training.md) uses all of them.
@@ -118,23 +126,35 @@ def serve_both(stack: ExitStack, export_dir: Path, base_dir: Path) -> tuple[Any,
 
 
 def chat_both(base_url: str, tuned_url: str, max_tokens: int) -> None:
-    """The same student turn to the untuned base and to the tuned tutor: before and after."""
+    """The same student turns, a wrong claim and a right one, to the untuned base and to the
+    tuned tutor: before and after, with the verdict detector's reading of each reply."""
     from openai import OpenAI
 
-    print(f"student: {STUDENT}")
-    for label, url in (("base ", base_url), ("tuned", tuned_url)):
-        client = OpenAI(base_url=f"{url}/v1", api_key="demo")
-        reply = client.chat.completions.create(
-            model="socratic-tutor",
-            messages=[{"role": "user", "content": STUDENT}],
-            max_tokens=max_tokens,
-            temperature=0,
-        )
-        choice = reply.choices[0]
-        print(f"{label}:   {choice.message.content!r}")
-        print(
-            f"         finish_reason: {choice.finish_reason} (stop = ended its turn at <|im_end|>)"
-        )
+    from tutor.metrics import score_response
+
+    for kind, student in CLAIMS:
+        print(f"student ({kind}): {student}")
+        for label, url in (("base ", base_url), ("tuned", tuned_url)):
+            client = OpenAI(base_url=f"{url}/v1", api_key="demo")
+            messages = [{"role": "user", "content": student}]
+            reply = client.chat.completions.create(
+                model="socratic-tutor", messages=messages, max_tokens=max_tokens, temperature=0
+            )
+            choice = reply.choices[0]
+            print(f"{label}:   {choice.message.content!r}")
+            print(
+                f"         finish_reason: {choice.finish_reason} "
+                "(stop = ended its turn at <|im_end|>)"
+            )
+            said = [*messages, {"role": "assistant", "content": choice.message.content or ""}]
+            accepts = score_response(said).get("accepts_student_claim", "n/a")
+            print(f"         accepts the {kind}: {_yes_no(accepts)}")
+
+
+def _yes_no(value: object) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return "no claim found" if value is None else str(value)
 
 
 def evaluate(base_url: str, tuned_url: str, out: Path, args: argparse.Namespace) -> None:
@@ -152,15 +172,24 @@ def evaluate(base_url: str, tuned_url: str, out: Path, args: argparse.Namespace)
     report = write_report(run_dir)
     summary = json.loads((run_dir / "summary.json").read_text())
     print_summary(summary)
-    print(f"report: {report}  (plots: {run_dir / 'metrics.png'}, {run_dir / 'subjects.png'})")
+    plots = ", ".join(str(run_dir / n) for n in ("metrics.png", "subjects.png", "claims.png")
+                      if (run_dir / n).exists())  # fmt: skip
+    print(f"report: {report}  (plots: {plots})")
 
 
 def print_summary(summary: dict) -> None:
-    """Means per endpoint (with n) for each metric, from summary.json."""
+    """Means per endpoint (with n) for each metric, from summary.json; McNemar's p of the first
+    comparison for the claim metrics."""
     per = summary["per_endpoint"]
     names = list(per)
+    comparison = next(iter(summary.get("comparisons", {}).values()), {})
     print(f"{'metric':<16}" + "".join(f"{n:>16}" for n in names))
     for metric in summary["metrics"]:
         cells = [per[n].get(metric) for n in names]
         shown = [f"{c['mean']:.3f} (n={c['n']})" if c and c["n"] else "-" for c in cells]
-        print(f"{metric:<16}" + "".join(f"{x:>16}" for x in shown))
+        test = (comparison.get(metric) or {}).get("mcnemar")
+        note = f"  McNemar p={test['p']:.3f}" if test and metric in CLAIM_NOTES else ""
+        print(f"{metric:<16}" + "".join(f"{x:>16}" for x in shown) + note)
+    for metric, meaning in CLAIM_NOTES.items():
+        if metric in summary["metrics"]:
+            print(f"  {metric}: {meaning}")

@@ -51,7 +51,7 @@ install_wheels() {
 
 case "${1:-}" in
   -h|--help) usage; exit 0 ;;
-  --dry-run|--pack) exec "$PYTHON" -m bench.gpu_check "$@" ;;
+  --dry-run|--pack) exec "$PYTHON" -m bench.deploy_check "$@" ;;
   --install-only) install_wheels; exit 0 ;;
   -*) usage >&2; exit 2 ;;
 esac

@@ -224,9 +224,9 @@ def _collect(args: argparse.Namespace) -> dict[str, dict]:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from server.engine import EngineError, EngineSpec
+    from server.engine import EngineSpec
     from server.launch import serve_foreground
-    from server.settings import SettingsError, env_number
+    from server.settings import env_number
 
     given = _collect(args)
     engine_url = given["settings"].get("engine_url") or os.environ.get("ENGINE_URL")
@@ -240,7 +240,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if restarts is None:
             restarts = env_number(os.environ, "ENGINE_MAX_RESTARTS", 2)
         return serve_foreground(spec, given["settings"], restarts)
-    except (EngineError, SettingsError, ValueError) as e:
+    except ValueError as e:  # SettingsError included; EngineError reaches tutor.cli (exit 1)
         raise CommandError(str(e), code=1) from None
 
 

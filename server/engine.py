@@ -22,24 +22,27 @@ import json
 import os
 import re
 import shlex
-import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from server.vllm_install import (
+from server.settings import Settings
+from server.vllm_flags import FlagError, vllm_env_flags, with_aliases
+from tutor.errors import UserError
+from tutor.proc import StartError, stop_process, wait_healthy
+from tutor.vllm import (  # CPU_ENV: VLLM_CPU_KVCACHE_SPACE default on CPU (GiB)
+    CPU_ENV,
     VllmError,
     check_vllm,
+    cpu_default_flags,
     find_vllm,
     vllm_on_cpu,
     vllm_usable,
 )
-from tutor.vllm import CPU_ENV  # VLLM_CPU_KVCACHE_SPACE default on CPU (GiB)
 
 ENGINES = ("auto", "vllm", "transformers")
 IM_END = "<|im_end|>"
@@ -48,8 +51,10 @@ HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")  # owner/name
 VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
 
 
-class EngineError(RuntimeError):
+class EngineError(UserError, RuntimeError):
     """The engine could not be started or died; the message ends with its last log lines."""
+
+    exit_code = 1
 
 
 @dataclass(frozen=True)
@@ -74,7 +79,7 @@ class EngineSpec:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> EngineSpec:
-        env = os.environ if env is None else env
+        env = with_aliases(os.environ if env is None else env)  # MODEL_NAME -> MODEL, ...
         values: dict[str, Any] = {}
         for field in dataclasses.fields(cls):
             raw = env.get(field.name.upper(), "")
@@ -97,6 +102,12 @@ class EngineSpec:
     @property
     def health_url(self) -> str:
         return self.url + "/health"
+
+
+# Variables the project reads itself: never mapped to `vllm serve` flags by name.
+OWN_VARIABLES = frozenset(
+    f.name.upper() for f in (*dataclasses.fields(EngineSpec), *dataclasses.fields(Settings))
+)
 
 
 def local_dir(name: str, value: str | None) -> str | None:
@@ -163,12 +174,16 @@ def base_model_name(spec: EngineSpec) -> str:
 
 
 def vllm_command(
-    spec: EngineSpec, launcher: Sequence[str] = ("vllm", "serve"), cpu: bool = False
+    spec: EngineSpec,
+    launcher: Sequence[str] = ("vllm", "serve"),
+    cpu: bool = False,
+    env: Mapping[str, str] | None = None,
 ) -> list[str]:
     """`<launcher> --model MODEL ...` with `vllm serve`'s flags: the merged model served as
     SERVED_MODEL_NAME, or the base model (as `<name>-base`) plus the LoRA adapter registered
-    under SERVED_MODEL_NAME. `cpu`: float32 unless DTYPE says otherwise. VLLM_EXTRA_ARGS come
-    last and so win."""
+    under SERVED_MODEL_NAME. `cpu`: float32 unless DTYPE says otherwise. Then every variable in
+    `env` that names another `vllm serve` flag (server/vllm_flags.py: ENABLE_PREFIX_CACHING=true
+    -> --enable-prefix-caching). VLLM_EXTRA_ARGS come last and so win."""
     cmd = [*launcher, "--model", spec.model]
     cmd += ["--host", spec.engine_host, "--port", str(spec.engine_port)]
     # The model's generation_config.json (eos = <|im_end|>) sets the default stop tokens.
@@ -191,10 +206,14 @@ def vllm_command(
     for flag, value in optional.items():
         if value is not None:
             cmd += [flag, str(value)]
+    if env:
+        taken = [arg for arg in cmd if arg.startswith("--")]
+        try:
+            cmd += vllm_env_flags(env, own=OWN_VARIABLES, taken=taken)
+        except FlagError as e:
+            raise EngineError(str(e)) from None
     extra = shlex.split(spec.vllm_extra_args)
     if cpu:  # eager mode, one-step prefill, a bounded context: tutor.vllm.CPU_FLAGS says why
-        from tutor.vllm import cpu_default_flags
-
         cmd += cpu_default_flags(cmd + extra)
     return cmd + extra
 
@@ -221,7 +240,8 @@ def engine_launch(
     except VllmError as e:
         raise EngineError(str(e)) from None
     cpu = vllm_on_cpu(install)
-    return vllm_command(spec, install.launcher, cpu), engine_env(spec, env, vllm_cpu=cpu)
+    command = vllm_command(spec, install.launcher, cpu, os.environ if env is None else env)
+    return command, engine_env(spec, env, vllm_cpu=cpu)
 
 
 def upstream_model(spec: EngineSpec, kind: str) -> str | None:
@@ -316,27 +336,23 @@ class EngineProcess:
 
     def wait_healthy(self, timeout_s: float, poll_s: float = 0.5) -> None:
         """Block until GET health_url answers 200; fail fast if the process exits."""
-        import httpx
-
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if not self.alive:
-                code = self.proc.returncode if self.proc else None
-                self._join_reader()
+        try:
+            wait_healthy(self.health_url, timeout_s, self.proc, self._tail_after_exit, poll_s)
+        except StartError as e:
+            if e.returncode is not None:
                 raise EngineError(
-                    f"the engine exited with code {code} during start-up; last log lines:\n{self.tail()}"
-                )
-            try:
-                if httpx.get(self.health_url, timeout=2.0).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(poll_s)
-        self.stop()
-        raise EngineError(
-            f"the engine was not healthy at {self.health_url} within {timeout_s:g} s "
-            f"(raise ENGINE_START_TIMEOUT_S for big models); last log lines:\n{self.tail()}"
-        )
+                    f"the engine exited with code {e.returncode} during start-up; last log lines:\n{e.tail}"
+                ) from None
+            self.stop()
+            raise EngineError(
+                f"the engine was not healthy at {self.health_url} within {timeout_s:g} s "
+                f"(raise ENGINE_START_TIMEOUT_S for big models); last log lines:\n{self.tail()}"
+            ) from None
+
+    def _tail_after_exit(self) -> str:
+        if not self.alive:
+            self._join_reader()  # the last lines the process wrote
+        return self.tail()
 
     def signal(self, sig: int) -> None:
         """Send `sig` to the engine's whole process group (vLLM runs worker processes)."""
@@ -350,12 +366,7 @@ class EngineProcess:
         """SIGTERM, then SIGKILL after `grace_s` seconds; returns the exit code."""
         if self.proc is None:
             return None
-        self.signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=grace_s)
-        except subprocess.TimeoutExpired:
-            self.signal(signal.SIGKILL)
-            self.proc.wait(timeout=10)
+        stop_process(self.proc, grace_s, group=True)
         self._join_reader()
         return self.proc.returncode
 

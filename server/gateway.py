@@ -4,8 +4,9 @@
     uvicorn.run(app, host=settings.host, port=settings.port)       # or: socratic serve
 
 Routes: POST /v1/chat/completions (JSON, or SSE passed through chunk by chunk), GET /v1/models,
-GET /health (the gateway lives), GET /ready (the engine answers), GET /metrics (Prometheus), and
-the student chat page at / with its files under /webui/ (server/web.py; WEB_UI=0 turns it off).
+GET /health (the gateway lives), GET /ready (the engine answers), GET /ping (RunPod load-balancing
+endpoints: 200 ready, 204 while the engine starts), GET /metrics (Prometheus), and the student chat
+page at / with its files under /webui/ (server/web.py; WEB_UI=0 turns it off).
 Every error answers an OpenAI-style body {"error": {"message", "type", "code", "param"}}.
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -27,9 +29,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from server import upstream
+from server.chat_request import RequestError, error_body, models_list, normalize_chat_request
 from server.limits import KeyLimiter, authenticate
 from server.observability import Metrics, log_event, setup_logging
-from server.requests import RequestError, error_body, models_list, normalize_chat_request
 from server.settings import Settings
 from server.web import add_web_ui
 
@@ -87,6 +89,16 @@ def create_app(settings: Settings, client: aiohttp.ClientSession | None = None) 
         body = error_body("the engine is not ready", "server_error", "engine_unavailable")
         return error_response(503, body, settings.retry_after_s)
 
+    @app.get("/ping")
+    async def ping(request: Request) -> Response:
+        # RunPod's load balancer: 200 routes requests here, 204 means "still initialising".
+        answer = await ready(request)
+        return (
+            JSONResponse({"status": "healthy"})
+            if answer.status_code == 200
+            else Response(status_code=204)
+        )
+
     @app.get("/v1/models")
     async def models(request: Request) -> dict[str, Any]:
         authenticate(request.headers.get("authorization"), settings.api_keys)
@@ -102,6 +114,16 @@ def create_app(settings: Settings, client: aiohttp.ClientSession | None = None) 
     if settings.web_ui:
         add_web_ui(app)
     return app
+
+
+def listen_sockets(settings: Settings) -> list[socket.socket]:
+    """Bound sockets for uvicorn: PORT, and PORT_HEALTH when it is another port (RunPod's
+    load-balancing endpoints probe GET /ping there)."""
+    ports = [settings.port]
+    if settings.port_health and settings.port_health != settings.port:
+        ports.append(settings.port_health)
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    return [socket.create_server((settings.host, port), family=family) for port in ports]
 
 
 class Gateway(FastAPI):

@@ -14,15 +14,13 @@ The foreground server restarts a dead engine up to ENGINE_MAX_RESTARTS times (th
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import os
 import signal
-import socket
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,12 +36,7 @@ from server.engine import (
 )
 from server.observability import log_event, setup_logging
 from server.settings import LOOPBACK_HOSTS, Settings
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+from tutor.proc import ThreadedUvicorn, free_port
 
 
 def start_engine(spec: EngineSpec, kind: str, echo: bool = True) -> EngineProcess:
@@ -79,44 +72,14 @@ def gateway_settings(spec: EngineSpec, kind: str, env: Any = None, **overrides: 
     )
 
 
-@dataclass
-class GatewayThread:
-    """A uvicorn server for the gateway app running in a daemon thread."""
+class GatewayThread(ThreadedUvicorn):
+    """A uvicorn server for the gateway app running in a daemon thread (start(), port, stop())."""
 
-    settings: Settings
-    server: Any = None
-    thread: threading.Thread | None = None
-    sock: socket.socket | None = field(default=None, repr=False)
-
-    def start(self, timeout_s: float = 30.0) -> None:
-        import uvicorn
-
+    def __init__(self, settings: Settings):
         from server.gateway import create_app
 
-        self.sock = socket.socket(socket.AF_INET6 if ":" in self.settings.host else socket.AF_INET)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((self.settings.host, self.settings.port))
-        config = uvicorn.Config(create_app(self.settings), log_level="warning", access_log=False)
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(
-            target=lambda: asyncio.run(self.server.serve(sockets=[self.sock])), daemon=True
-        )
-        self.thread.start()
-        deadline = time.monotonic() + timeout_s
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("the gateway did not start")
-            time.sleep(0.05)
-
-    @property
-    def port(self) -> int:
-        return self.sock.getsockname()[1]
-
-    def stop(self) -> None:
-        if self.server is not None:
-            self.server.should_exit = True
-        if self.thread is not None:
-            self.thread.join(timeout=10)
+        self.settings = settings
+        super().__init__(create_app(settings), settings.host, settings.port)
 
 
 @dataclass
@@ -236,7 +199,7 @@ def serve_gateway_only(settings_overrides: dict[str, Any]) -> int:
     """`socratic serve --engine-url URL`: the gateway alone, in front of a running engine."""
     import uvicorn
 
-    from server.gateway import create_app
+    from server.gateway import create_app, listen_sockets
 
     settings = Settings.from_env(os.environ, **settings_overrides)
     setup_logging(settings.log_level)
@@ -249,7 +212,7 @@ def serve_gateway_only(settings_overrides: dict[str, Any]) -> int:
         create_app(settings), host=settings.host, port=settings.port, log_level="warning"
     )
     signal.signal(signal.SIGTERM, lambda *_: None)  # uvicorn re-raises it after draining: exit 0
-    uvicorn.Server(config).run()
+    uvicorn.Server(config).run(sockets=listen_sockets(settings))
     return 0
 
 
@@ -259,7 +222,7 @@ def serve_foreground(
     """`socratic serve`: engine, then the gateway in this thread until SIGTERM/SIGINT; exit code."""
     import uvicorn
 
-    from server.gateway import create_app
+    from server.gateway import create_app, listen_sockets
 
     kind = resolve_engine(spec.engine)
     settings = gateway_settings(spec, kind, **settings_overrides)
@@ -287,7 +250,7 @@ def serve_foreground(
     # no-op so the engine below is stopped (and gets its SIGTERM) before the process exits.
     signal.signal(signal.SIGTERM, lambda *_: None)
     try:
-        server.run()
+        server.run(sockets=listen_sockets(settings))
     finally:
         state["stopping"] = True
         engine.stop()

@@ -14,8 +14,8 @@ import math
 import time
 from collections import defaultdict, deque
 
+from server.chat_request import RequestError
 from server.observability import key_id
-from server.requests import RequestError
 
 
 def authenticate(header: str | None, keys: tuple[str, ...]) -> str | None:

@@ -23,8 +23,8 @@ from typing import Any
 import aiohttp
 
 from server import upstream
+from server.chat_request import RequestError, models_list, normalize_chat_request
 from server.observability import log_event
-from server.requests import RequestError, models_list, normalize_chat_request
 from server.settings import Settings
 
 CHAT_ROUTE, MODELS_ROUTE = "/v1/chat/completions", "/v1/models"

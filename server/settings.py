@@ -18,14 +18,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from server.vllm_flags import with_aliases
+from tutor.errors import UserError
 from tutor.prompts import TUTOR_SYSTEM_PROMPT
 
 POLICIES = ("keep", "replace", "prepend")
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
-class SettingsError(ValueError):
+class SettingsError(UserError, ValueError):
     """A setting has a bad value; the message names the environment variable."""
+
+    exit_code = 1
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,9 @@ class Settings:
     api_keys: tuple[str, ...] = ()
     host: str = "127.0.0.1"
     port: int = 8000
+    port_health: int = (
+        0  # PORT_HEALTH: a second port with the same routes (RunPod LB /ping); 0 = none
+    )
     max_body_bytes: int = 1_048_576
     max_messages: int = 64
     max_chars: int = 32_000  # summed over all message contents
@@ -57,7 +64,7 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         """Read every field from `env` (default os.environ); keyword overrides win."""
-        env = os.environ if env is None else env
+        env = with_aliases(os.environ if env is None else env)  # worker-vllm's names too
         values: dict[str, Any] = {}
         for field in dataclasses.fields(cls):
             name = field.name.upper()

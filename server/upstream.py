@@ -25,8 +25,9 @@ from typing import Any
 
 import aiohttp
 
-from server.requests import error_body
+from server.chat_request import error_body
 from server.settings import Settings
+from tutor.errors import UserError
 
 MAX_ERROR_BYTES = 65_536  # read at most this much of an engine's error body
 KEEPALIVE_S = 4.0  # below uvicorn's 5 s (vLLM, transformers serve): we drop idle sockets first
@@ -36,7 +37,7 @@ _MODEL_FIELD = re.compile(rb'"model"\s*:\s*("(?:[^"\\]|\\.)*")')
 _DECODE = json.JSONDecoder().decode  # on str: json.loads without its per-call checks
 
 
-class UpstreamError(Exception):
+class UpstreamError(UserError):
     """The engine failed; `status` is what the gateway answers (or reports in the stream)."""
 
     def __init__(self, status: int, message: str, code: str, retry_after: int | None = None):

@@ -25,6 +25,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from tutor.errors import UserError
+
 ENV_PREFIX = "SOCRATIC_"
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 # GGUF files `export.gguf` can ask for: llama.cpp's converter writes the first three, its
@@ -32,7 +34,7 @@ LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", 
 GGUFType = Literal["f16", "bf16", "f32", "q8_0", "q6_k", "q5_k_m", "q4_k_m", "q4_0"]
 
 
-class TrainError(ValueError):
+class TrainError(UserError, ValueError):
     """A problem the user can fix (config, data, tokenizer, checkpoint); a one-line message."""
 
 

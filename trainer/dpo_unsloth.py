@@ -103,7 +103,7 @@ def train_dpo_unsloth(cfg: Config, run_dir: Path, sft_adapter: Path, sft_summary
 
     from trainer.callbacks import CheckpointMarker, MetricsLogger, StopOnSignal
     from trainer.checkpoints import resolve_resume
-    from trainer.dpo import load_adapter_weights, write_summary
+    from trainer.dpo_common import load_adapter_weights, write_summary
     from trainer.dpo_data import PairStats, read_pairs, select_pairs
     from trainer.train import check_special_tokens, export, record_base
     from tutor.prompts import TUTOR_SYSTEM_PROMPT

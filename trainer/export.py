@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from trainer.config import Config, ConfigError, TrainError, load_config
+from tutor.errors import UserError
 
 END_OF_TURN = "<|im_end|>"
 
@@ -43,21 +44,25 @@ END_OF_TURN = "<|im_end|>"
 KEY_FIELDS = ("dtype", "served_name", "verify_prompt", "verify_max_new_tokens")
 
 
-class PushError(RuntimeError):
+class PushError(UserError, RuntimeError):
     """The Hub push failed; the local export is intact and the message says how to retry."""
 
+    exit_code = 1
 
-class UnverifiedExportError(RuntimeError):
+
+class UnverifiedExportError(UserError, RuntimeError):
     """Greedy generation did not stop at `<|im_end|>`; the export is kept but not pushed."""
 
+    exit_code = 1
 
-class ExportProcessError(RuntimeError):
+
+class ExportProcessError(UserError, RuntimeError):
     """`export_in_child`'s process failed (its own error is above in the output); `code` is its
     exit code: 1 = unverified or push failed (export kept), other = nothing exported."""
 
     def __init__(self, message: str, code: int):
         super().__init__(message)
-        self.code = code
+        self.code = self.exit_code = code
 
 
 def export_run(

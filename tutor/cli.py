@@ -17,6 +17,7 @@ import os
 import sys
 
 from tutor import __version__
+from tutor.errors import UserError
 
 # (module, where its subcommands attach). Modules that are not present are skipped.
 STAGES = (
@@ -31,12 +32,12 @@ STAGES = (
 )
 
 
-class CommandError(Exception):
+class CommandError(UserError):
     """A user-facing failure: printed as one line `socratic: error: ...`, exit code 2 unless given."""
 
     def __init__(self, message: str, code: int = 2):
         super().__init__(message)
-        self.code = code
+        self.code = self.exit_code = code
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,9 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except CommandError as e:
+    except UserError as e:  # every error of the project's own (tutor.errors): one line
         print(f"socratic: error: {e}", file=sys.stderr)
-        return e.code
+        return e.exit_code
     except KeyboardInterrupt:
         print("socratic: interrupted", file=sys.stderr)
         return 130
@@ -77,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     # `python -m tutor.cli` runs this file as __main__; dispatch through the importable module so
-    # CommandError raised by stage modules (which import tutor.cli) is the class caught here.
+    # CommandError raised by stage modules (which import tutor.cli) is the class it defines.
     from tutor.cli import main as _main
 
     sys.exit(_main())

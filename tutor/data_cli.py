@@ -25,7 +25,8 @@ def register(root: argparse._SubParsersAction) -> dict:
         "validate",
         help="check conversation or preference-pair files against the schema",
         description="Check every row; print a summary and `file:line: reason` per invalid row. "
-        "A file whose first row has prompt/chosen/rejected is read as preference pairs. "
+        "A file whose first row has chosen/rejected is read as preference pairs (a summary per "
+        "format; --json prints a list when both are given). "
         "Exit 1 when any row is invalid.",
     )
     v.add_argument(
@@ -176,19 +177,27 @@ def _read_pairs(args: argparse.Namespace, paths: list[str], **kw):
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    if _is_preference(args, args.files, "native"):
-        report, _ = _read_pairs(args, args.files)
-    else:
-        report, _ = _read_all(args, args.files, dedupe=False)
+    """Each file is read in its own format (told by its first row): conversations or pairs."""
+    pairs = [f for f in args.files if _is_preference(args, [f], "native")]
+    convs = [f for f in args.files if f not in pairs]
+    reports = []
+    if convs:
+        reports.append(_read_all(args, convs, dedupe=False)[0])
+    if pairs:
+        reports.append(_read_pairs(args, pairs)[0])
     if args.json:
-        out = report.summary()
-        out["errors"] = [{"where": w, "error": e} for w, e in report.invalid]
-        print(json.dumps(out, indent=2))
+        outs = []
+        for report in reports:
+            out = report.summary()
+            out["errors"] = [{"where": w, "error": e} for w, e in report.invalid]
+            outs.append(out)
+        print(json.dumps(outs[0] if len(outs) == 1 else outs, indent=2))
     else:
-        for where, err in report.invalid:
-            print(f"{where}: {err}")
-        print_summary(report.summary())
-    return 1 if report.invalid else 0
+        for report in reports:
+            for where, err in report.invalid:
+                print(f"{where}: {err}")
+            print_summary(report.summary())
+    return 1 if any(r.invalid for r in reports) else 0
 
 
 def cmd_convert(args: argparse.Namespace) -> int:

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from tutor.errors import UserError
+
 MAX_LINE_BYTES = 16 * 2**20  # a JSONL line longer than this is reported, not parsed
 _CHUNK = 2**20
 _MAX_ITEM_CHARS = 64 * _CHUNK  # one array item larger than this is reported
@@ -24,7 +26,7 @@ _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 _HF_MARKERS = ("dataset_info.json", "state.json", "dataset_dict.json")
 
 
-class DataError(Exception):
+class DataError(UserError):
     """A whole input cannot be read (missing file, unreadable format); one-line message."""
 
 

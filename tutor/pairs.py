@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from tutor.data import reason_key
+from tutor.errors import UserError
 from tutor.io import MAX_LINE_BYTES, DataError, read_rows
 from tutor.schema import (
     Limits,
@@ -42,7 +43,7 @@ KINDS = ("wrong_claim", "right_claim", "answer_demand")
 _STR_KEYS = ("id", "subject")
 
 
-class PairsError(ValueError):
+class PairsError(UserError, ValueError):
     """A pairs file cannot be used; the message is one line naming `file:line: field: reason`."""
 
 

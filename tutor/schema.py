@@ -14,11 +14,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from tutor.errors import UserError
+
 ROLES = ("system", "user", "assistant")
 MESSAGE_KEYS = ("conversations", "messages")
 
 
-class SchemaError(ValueError):
+class SchemaError(UserError, ValueError):
     """A record breaks the conversation schema; the message names the offending field."""
 
 

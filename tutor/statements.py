@@ -2,7 +2,7 @@
 answer ("the answer is 16"), states a calculation with its result ("9 x 8 = 72"), a result phrase
 ("we get 420", "which leaves 9") or offers a value in a yes/no question ("Is it 72?"), and the cue
 words around them (conclusions, corrections, hypotheticals). Data only; the rules that use them
-are in `tutor.metrics.find_reveal`.
+are in `tutor.reveal.find_reveal`.
 """
 
 from __future__ import annotations

@@ -51,7 +51,7 @@ def test_trl_twin_matches_full_log_softmax(monkeypatch) -> None:
 def test_chatml_training_template_trains_what_the_project_trains(tiny_base, sample_file) -> None:
     from transformers import AutoTokenizer
 
-    from bench.trl_bench import chatml_training_template
+    from bench.trl_template import chatml_training_template
     from trainer.data import IGNORE, encode_conversation
 
     tok = AutoTokenizer.from_pretrained(tiny_base)

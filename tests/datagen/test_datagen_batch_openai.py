@@ -16,13 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from datagen.api import FatalError
-from datagen.batch import parse_line, read_results
+from datagen.batch_lines import parse_line, read_results
+from datagen.client import FatalError
 from datagen.cost import PRICES
-from datagen.fake_batch import BatchState, FakeBatchServer
-from datagen.fake_upstream import FakeState
 from datagen.generate import GenerateArgs, run_generation
 from datagen.session import Session
+from testkit.fake_batch import BatchState, FakeBatchServer
+from testkit.fake_generator import FakeState
 from tutor.cli import main as socratic
 from tutor.io import DataError
 

@@ -1,10 +1,10 @@
 """`socratic data generate --batch vllm` against the REAL vLLM engine (its CPU build, found by
-`tutor.vllm.vllm_python`) with the real SmolLM2-135M-Instruct, end to end, once per test session:
+`tutor.vllm.find_vllm`) with the real SmolLM2-135M-Instruct, end to end, once per test session:
 the first attempt is SIGKILLed once vLLM's engine process is up (the runner and its engine
 processes must die with it, and no result file is left to trust), the rerun resumes the same
 round, finishes it, and sends no other (the resumed round counts against --max-requests). A 135M model is a poor generator: the tests check that every
 conversation asked for is written, rejected with a reason or failed, never what the model says.
-Skipped when no Python with vllm is found (set VLLM_PYTHON)."""
+Skipped when no vLLM is found (set VLLM_PYTHON)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tutor.vllm import vllm_python
+from tutor.vllm import VllmError, check_vllm, find_vllm
 
 pytestmark = pytest.mark.slow
 
@@ -36,9 +36,10 @@ def _group_alive(pgid: int) -> bool:
 
 @pytest.fixture(scope="session")
 def vllm_run(tmp_path_factory: pytest.TempPathFactory, smol_base: Path) -> dict:
-    python = vllm_python()
-    if subprocess.run([python, "-c", "import vllm"], capture_output=True).returncode != 0:
-        pytest.skip(f"no vllm in {python} (set VLLM_PYTHON or build .venv-vllm)")
+    try:
+        check_vllm(find_vllm())
+    except VllmError as e:
+        pytest.skip(str(e))
     out = tmp_path_factory.mktemp("vllm-batch") / "gen.jsonl"
     cmd = [
         sys.executable, "-m", "tutor.cli", "data", "generate", "--out", str(out), "--n", str(N),
@@ -46,7 +47,7 @@ def vllm_run(tmp_path_factory: pytest.TempPathFactory, smol_base: Path) -> dict:
         "--exchanges", "2", "--max-tokens", "320", "--max-requests", str(N), "--no-critique",
         "--no-progress", "--seed", "3",
     ]  # fmt: skip
-    env = {**os.environ, "VLLM_PYTHON": python}
+    env = dict(os.environ)
     first = subprocess.Popen(cmd, env=env, stderr=subprocess.DEVNULL)
     log = out.with_name("gen.batches") / "round-001-generate.vllm.log"
     deadline = time.monotonic() + 300  # until the engine process is up (its log names it)

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from datagen.api import FatalError
-from datagen.fake_upstream import FakeServer, FakeState
+from datagen.client import FatalError
 from datagen.generate import GenerateArgs, run_generation
+from testkit.fake_generator import FakeServer, FakeState
 from tutor.cli import main as socratic
 from tutor.data import Report, iter_conversations
 from tutor.schema import fingerprint

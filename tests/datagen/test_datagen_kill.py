@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from datagen.fake_upstream import FakeServer, FakeState
+from testkit.fake_generator import FakeServer, FakeState
 
 N = 60
 

@@ -9,11 +9,10 @@ import os
 
 import pytest
 
-from datagen.api import _retry_after
+from datagen.client import _retry_after
 from datagen.cost import cost_usd, price_for
 from datagen.critique import PRINCIPLES, parse_critique
 from datagen.extract import extract_conversations, remove_trailing_commas
-from datagen.fake_upstream import conversation
 from datagen.prompting import (
     DEFAULT_TEMPLATE,
     DEFAULT_TOPICS,
@@ -25,6 +24,7 @@ from datagen.prompting import (
 )
 from datagen.quality import Deduper, Rejected, Rules, check_candidate
 from datagen.store import truncate_partial_line
+from testkit.fake_generator import conversation
 from tutor.prompts import TUTOR_SYSTEM_PROMPT
 from tutor.schema import Limits
 

@@ -252,7 +252,8 @@ def env_names_used() -> set[str]:
     for source in ("server/cli.py", "handler.py"):  # socratic chat's and the worker's own
         names |= set(re.findall(r'environ\.get\(\s*"([A-Z_]+)"', (REPO / source).read_text()))
     # Set by bash, by RunPod itself, or internal to one script.
-    return names - {"BASH_SOURCE", "ENV_FILE", "BAKED_MODEL_DIR", "RUNPOD_POD_ID"}
+    runpod = {"RUNPOD_POD_ID", "RUNPOD_WEBHOOK_GET_JOB", "RUNPOD_ENDPOINT_ID"}
+    return names - {"BASH_SOURCE", "ENV_FILE", "BAKED_MODEL_DIR"} - runpod
 
 
 def env_example() -> dict[str, str]:

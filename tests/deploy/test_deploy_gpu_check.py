@@ -16,7 +16,7 @@ import zipfile
 
 import pytest
 
-from bench import gpu_check
+from bench import deploy_check
 from tutor.paths import REPO_ROOT
 
 SCRIPT = REPO_ROOT / "scripts" / "gpu_check.sh"
@@ -38,11 +38,11 @@ def test_dry_run_prints_the_plan_and_what_to_carry(tmp_path):
         line = next(x for x in text.splitlines() if f"train.backend={backend}" in x)
         assert "-m trainer.cli train --config configs/qwen2.5-7b-qlora.yaml" in line
         assert "data.packing=true" in line and f"export.after_train={export}" in line
-    assert "export (child process) + verify" in text and f"< {gpu_check.BUDGET_S:g} s" in text
+    assert "export (child process) + verify" in text and f"< {deploy_check.BUDGET_S:g} s" in text
     dpo = next(x for x in text.splitlines() if "configs/qwen2.5-7b-dpo-qlora.yaml" in x)
     assert "train.backend=unsloth" in dpo and "dpo.sft_run=" in dpo and "/unsloth " in dpo + " "
-    assert gpu_check.BUDGET_S <= 600  # one device call
-    pins = gpu_check.pins()
+    assert deploy_check.BUDGET_S <= 600  # one device call
+    pins = deploy_check.pins()
     for name in ("unsloth", "unsloth-zoo", "bitsandbytes", "transformers", "peft", "pyarrow"):
         assert f"  {name}=={pins[name]}" in text, name
     assert "xformers" not in text  # not used: unsloth runs without it
@@ -62,13 +62,13 @@ def test_help_names_units_and_defaults():
 
 
 def test_only_versions_that_matter_must_match():
-    pins = gpu_check.pins()
-    have = {name: pins[name] for name in (*gpu_check.EXACT, *gpu_check.ANY_VERSION)}
-    assert gpu_check.to_carry(have, pins) == []
+    pins = deploy_check.pins()
+    have = {name: pins[name] for name in (*deploy_check.EXACT, *deploy_check.ANY_VERSION)}
+    assert deploy_check.to_carry(have, pins) == []
     have |= {"numpy": "1.0", "transformers": "4.0"}
-    assert gpu_check.to_carry(have, pins) == [("transformers", pins["transformers"])]
+    assert deploy_check.to_carry(have, pins) == [("transformers", pins["transformers"])]
     del have["unsloth"]
-    assert ("unsloth", pins["unsloth"]) in gpu_check.to_carry(have, pins)
+    assert ("unsloth", pins["unsloth"]) in deploy_check.to_carry(have, pins)
 
 
 def make_wheel(path, members):
@@ -83,7 +83,7 @@ def test_slimming_keeps_what_the_check_loads(tmp_path):
     bnb = tmp_path / "bitsandbytes-0.50.2-py3-none-manylinux_2_24_x86_64.whl"
     libs = [f"bitsandbytes/libbitsandbytes_{v}.so" for v in ("cuda128", "cuda130", "cpu", "rocm72")]
     make_wheel(bnb, ["bitsandbytes/__init__.py", *libs])
-    assert gpu_check.slim_wheel(bnb) > 0
+    assert deploy_check.slim_wheel(bnb) > 0
     with zipfile.ZipFile(bnb) as z:
         names = set(z.namelist())
         record = z.read("bitsandbytes-1.0.dist-info/RECORD").decode()
@@ -93,21 +93,21 @@ def test_slimming_keeps_what_the_check_loads(tmp_path):
 
     unsloth = tmp_path / "unsloth-2026.10.7-py3-none-any.whl"
     make_wheel(unsloth, ["unsloth/__init__.py", "studio/frontend/app.js", "unsloth_cli/x.py"])
-    gpu_check.slim_wheel(unsloth)
+    deploy_check.slim_wheel(unsloth)
     with zipfile.ZipFile(unsloth) as z:
         assert not [n for n in z.namelist() if n.startswith("studio/")]
         assert "unsloth/__init__.py" in z.namelist()
 
     other = tmp_path / "peft-0.21.2-py3-none-any.whl"
     make_wheel(other, ["peft/__init__.py"])
-    assert gpu_check.slim_wheel(other) == 0
+    assert deploy_check.slim_wheel(other) == 0
 
 
 def test_batches_fill_each_call_up_to_the_room():
     mib = 2**20
     sizes = [("pyarrow", 34 * mib), ("numpy", 16 * mib), ("pandas", 11 * mib),
              ("transformers", 12 * mib), ("tiny", mib)]  # fmt: skip
-    groups = gpu_check.batches(sizes, 40 * mib)
+    groups = deploy_check.batches(sizes, 40 * mib)
     assert sorted(n for g in groups for n in g) == sorted(n for n, _ in sizes)
     size = dict(sizes)
     assert all(sum(size[n] for n in g) <= 40 * mib for g in groups) and len(groups) == 2

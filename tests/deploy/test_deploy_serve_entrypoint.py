@@ -4,6 +4,10 @@ Runs the real entry point with a fake `socratic` and a fake `python` on PATH (th
 start vLLM, which needs a GPU). Covered: MODE=gateway runs `socratic serve` with the vLLM engine on
 0.0.0.0:$PORT, MODE=serverless runs handler.py, a Hub repo id (model or LoRA adapter) is fetched
 first into HF_HOME and served from the local copy, and bad MODE / missing MODEL fail with exit 2.
+Without MODE: serverless inside a RunPod queue worker (RUNPOD_WEBHOOK_GET_JOB or
+RUNPOD_ENDPOINT_ID set), gateway otherwise and on a load-balancing endpoint (PORT_HEALTH set), an
+explicit MODE winning, with one log line saying which and why; MODEL_NAME stands in for MODEL.
+(tests/server/test_server_worker_vllm_env.py runs a job through the real entry point.)
 """
 
 from __future__ import annotations
@@ -98,3 +102,23 @@ def test_bad_settings_exit_2(serve, env, message):
     assert done.returncode == 2
     assert message in done.stderr
     assert socratic == []
+
+
+@pytest.mark.parametrize(
+    ("env", "mode", "why"),
+    [
+        ({"RUNPOD_WEBHOOK_GET_JOB": "http://x/job-take/$ID"}, "serverless", "RUNPOD_WEBHOOK_GET_JOB is set"),
+        ({"RUNPOD_ENDPOINT_ID": "abc123"}, "serverless", "RUNPOD_ENDPOINT_ID is set"),
+        ({"RUNPOD_ENDPOINT_ID": "abc123", "PORT_HEALTH": "8001"}, "gateway", "PORT_HEALTH is set"),
+        ({"RUNPOD_WEBHOOK_GET_JOB": "http://x", "MODE": "gateway"}, "gateway", "MODE is set"),
+        ({}, "gateway", "no MODE and no RunPod worker variables"),
+    ],
+)  # fmt: skip
+def test_mode_is_detected_and_explained(serve, env, mode, why):
+    done, socratic, python = serve({"MODEL_NAME": str(serve.model_dir), **env})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"serve: mode {mode} ({why}")
+    if mode == "gateway":
+        assert socratic[0][:3] == ["serve", "--model", str(serve.model_dir)] and python == []
+    else:
+        assert socratic == [] and Path(python[0]).resolve() == REPO / "handler.py"

@@ -1,6 +1,7 @@
 """The LLM judge and the simulated student against fake endpoints on 127.0.0.1: a valid judgement
-is parsed, garbage JSON is retried with a new seed and then counted missing (never defaulted),
-the judge never sees the endpoint's name; success@k and telling@k of simulated dialogues."""
+is parsed ("not applicable" mistake identification scores None: outside n), garbage JSON is
+retried with a new seed and then counted missing (never defaulted), the judge never sees the
+endpoint's name; success@k and telling@k of simulated dialogues."""
 
 from __future__ import annotations
 
@@ -24,6 +25,10 @@ def test_parse_judgement_validates_every_field() -> None:
     parsed = parse_judgement("Here you go:\n```json\n" + json.dumps(GOOD) + "\n```")
     assert judgement_scores(parsed)["judge_tutor_tone"] == 1.0
     assert parsed["coherence"]["label"] == "yes"
+    right = {**GOOD, "mistake_identification": {"label": "Not applicable", "rationale": "right"}}
+    assert (
+        judgement_scores(parse_judgement(json.dumps(right)))["judge_mistake_identification"] is None
+    )
     with pytest.raises(ValueError, match="no JSON"):
         parse_judgement("I think it is good.")
     with pytest.raises(ValueError, match="socratic.score"):
@@ -77,3 +82,18 @@ def test_simulated_student_success_and_telling(tmp_path, fake_openai) -> None:
     assert not sims["guide"]["telling"]
     assert sims["teller"]["telling"] and sims["teller"]["told_at"] == 1
     assert sims["guide"]["conversation"][-1] == {"role": "user", "content": "oh so it's 3/4"}
+
+
+def test_right_claims_are_not_simulated(tmp_path, fake_openai) -> None:
+    # the student who already states the right answer has nothing left to discover
+    tutor = fake_openai(lambda b: (200, "How could you check it?", 0), model="tutor")
+    claims = [{"id": f"c{i}", "subject": "arithmetic", "kind": kind, "good_move": move,
+               "reference_answer": "56", "scenario": {"problem": "7 x 8", "persona": "p"},
+               "messages": [{"role": "user", "content": f"7 x 8 = {said}, right?"}]}
+              for i, (kind, move, said) in enumerate((("claim_wrong", "probe", 54),
+                                                      ("claim_right", "confirm", 56)))]  # fmt: skip
+    (tmp_path / "claims.jsonl").write_text("".join(json.dumps(c) + "\n" for c in claims))
+    run = run_eval({"t": tutor.url}, tmp_path / "run", tmp_path / "claims.jsonl", progress=False)
+    student = fake_openai(lambda b: (200, "oh, 56", 0))
+    out = simulate_run(run, student.url, turns=1, progress=False)
+    assert [json.loads(line)["id"] for line in out.read_text().splitlines()] == ["c0"]

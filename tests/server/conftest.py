@@ -3,135 +3,36 @@ fault modes, the real stack (transformers serve running the tiny model + the gat
 vLLM engine (CPU build) serving SmolLM2-135M-Instruct plus a LoRA adapter trained for 2 steps,
 behind `socratic serve`, started once per session.
 
-The fake engine picks its behaviour from the last user message: "mode:slow", "mode:500",
-"mode:garbage", "mode:die" (stream cut after two chunks), "mode:stall" (stream stops sending);
-"mode:echo TEXT" streams TEXT back in 4-character chunks, 20 ms apart; anything else answers
-normally. It records every body it receives in `fake_engine.bodies`.
+The fake engine (`testkit.fault_engine`) picks its behaviour from the last user message ("mode:slow",
+"mode:500", "mode:die", ...). It records every body it receives in `fake_engine.bodies`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-import socket
 import subprocess
 import sys
-import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 import pytest
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 
-SLOW_S = 3.0  # the fake engine's delay in slow/stall modes; gateways under test time out at 1 s
-ECHO = "mode:echo "
+from testkit.fault_engine import fake_engine_app
+from tutor.proc import ThreadedUvicorn, free_port, spawned
 
 
-@dataclass
-class RunningServer:
-    url: str
-    server: object
-    thread: threading.Thread
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
-
-
-def run_app(app) -> RunningServer:
-    """Serve an ASGI app on a free 127.0.0.1 port in a daemon thread."""
-    import uvicorn
-
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
-    thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "test server did not start"
-        time.sleep(0.02)
-    return RunningServer(f"http://127.0.0.1:{sock.getsockname()[1]}", server, thread)
-
-
-def _chunk(content: str | None = None, finish: str | None = None) -> str:
-    delta = {"content": content} if content is not None else {"role": "assistant"}
-    chunk = {
-        "id": "fake",
-        "object": "chat.completion.chunk",
-        "created": 0,
-        "model": "fake",
-        "choices": [{"index": 0, "delta": delta if not finish else {}, "finish_reason": finish}],
-    }
-    if finish:
-        chunk["usage"] = {"prompt_tokens": 7, "completion_tokens": 2, "total_tokens": 9}
-    return f"data: {json.dumps(chunk)}\n\n"
-
-
-def fake_engine_app(bodies: list) -> FastAPI:
-    app = FastAPI()
-
-    @app.get("/health")
-    async def health():
-        return {"status": "ok"}
-
-    @app.post("/v1/chat/completions")
-    async def chat(request: Request):
-        body = await request.json()
-        bodies.append(body)
-        mode = body["messages"][-1]["content"]
-        stream = body.get("stream")
-        if mode == "mode:slow":
-            await asyncio.sleep(SLOW_S)
-        if mode == "mode:500":
-            return JSONResponse({"error": {"message": "CUDA out of memory"}}, status_code=500)
-        if mode == "mode:garbage":
-            media = "text/event-stream" if stream else "application/json"
-            return PlainTextResponse("data: {not json\n\n", media_type=media)
-        if stream:
-            return StreamingResponse(_stream(mode), media_type="text/event-stream")
-        message = {"role": "assistant", "content": "What do you think?"}
-        return {
-            "id": "fake", "object": "chat.completion", "created": 0, "model": "fake",
-            "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": 7, "completion_tokens": 4, "total_tokens": 11},
-        }  # fmt: skip
-
-    async def _stream(mode: str):
-        yield _chunk()
-        if mode.startswith(ECHO):
-            text = mode[len(ECHO) :]
-            for i in range(0, len(text), 4):
-                await asyncio.sleep(0.02)
-                yield _chunk(text[i : i + 4])
-            yield _chunk(finish="stop")
-            yield "data: [DONE]\n\n"
-            return
-        yield _chunk("What ")
-        if mode == "mode:die":
-            # let the chunks above reach the client first, as tokens a real engine sent before
-            # it died; then uvicorn drops the connection mid-body
-            await asyncio.sleep(0.2)
-            raise RuntimeError("engine crashed")
-        if mode == "mode:stall":
-            await asyncio.sleep(SLOW_S)
-        yield _chunk("do you think?")
-        yield _chunk(finish="stop")
-        yield "data: [DONE]\n\n"
-
-    return app
+def run_app(app) -> ThreadedUvicorn:
+    """Serve an ASGI app on a free 127.0.0.1 port in a daemon thread (`url`, `stop()`)."""
+    return ThreadedUvicorn(app).start(timeout_s=20)
 
 
 @pytest.fixture
 def serve_app():
     """Start ASGI apps with `run_app`; all stopped when the test ends."""
-    started: list[RunningServer] = []
+    started: list[ThreadedUvicorn] = []
 
-    def start(app) -> RunningServer:
+    def start(app) -> ThreadedUvicorn:
         started.append(run_app(app))
         return started[-1]
 
@@ -160,7 +61,7 @@ def gateway_factory():
     from server.gateway import create_app
     from server.settings import Settings
 
-    started: list[RunningServer] = []
+    started: list[ThreadedUvicorn] = []
 
     def make(**overrides) -> str:
         running = run_app(create_app(Settings.from_env({}, **overrides)))
@@ -191,7 +92,7 @@ VLLM_MAX_TOKENS_CAP = 256
 def vllm_install():
     """The vLLM the launcher finds; skipped when there is none, failed under make test
     (SOCRATIC_REQUIRE_VLLM=1), so CI never skips the vLLM tests silently."""
-    from server.vllm_install import VllmError, check_vllm, find_vllm
+    from tutor.vllm import VllmError, check_vllm, find_vllm
 
     try:
         return check_vllm(find_vllm())
@@ -239,26 +140,11 @@ class VllmServe:
     max_tokens_cap: int = VLLM_MAX_TOKENS_CAP
 
 
-def wait_ready(url: str, proc: subprocess.Popen, log: Path, timeout_s: float) -> None:
-    """Until GET url/ready answers 200; the process's log tail if it exits or times out."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        assert proc.poll() is None, f"exited {proc.returncode}: {log.read_text()[-4000:]}"
-        assert time.monotonic() < deadline, f"not ready in {timeout_s} s: {log.read_text()[-4000:]}"
-        try:
-            if httpx.get(url + "/ready", timeout=5).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(1.0)
-
-
 @pytest.fixture(scope="session")
 def vllm_serve(vllm_install, smol_run: SmolRun, tmp_path_factory: pytest.TempPathFactory):
     """`socratic serve --model BASE --lora-adapter ADAPTER --engine vllm --api-key K`: the real
     vLLM engine (base + LoRA, two model names) behind the gateway, started once per session and
     restarted once at most (ENGINE_MAX_RESTARTS=1, used by the fault test)."""
-    from server.launch import free_port
 
     port, engine_port = free_port(), free_port()
     log = tmp_path_factory.mktemp("vllm-serve") / "serve.log"
@@ -269,15 +155,6 @@ def vllm_serve(vllm_install, smol_run: SmolRun, tmp_path_factory: pytest.TempPat
         "--max-model-len", "2048", "--max-tokens-cap", str(VLLM_MAX_TOKENS_CAP),
         "--engine-max-restarts", "1", "--request-timeout-s", "60",
     ]  # fmt: skip
-    with open(log, "w") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(url, proc, log, timeout_s=1200)
+    with spawned(cmd, url + "/ready", 1200, log=log, grace_s=60, poll_s=1.0) as proc:
         yield VllmServe(url, f"http://127.0.0.1:{engine_port}", proc, log)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()

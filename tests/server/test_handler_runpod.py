@@ -10,15 +10,13 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import sys
-import time
 
 import httpx
 import pytest
 
-from server.launch import free_port
 from tutor.paths import REPO_ROOT
+from tutor.proc import free_port, spawned
 
 USER = [{"role": "user", "content": "How do plants make food?"}]
 
@@ -29,24 +27,10 @@ def worker(tiny_base, tmp_path_factory):
     log = tmp_path_factory.mktemp("handler") / "worker.log"
     env = {**os.environ, "MODEL": str(tiny_base), "ENGINE": "transformers", "ENGINE_PORT": str(engine_port),
            "MAX_CONCURRENCY": "4", "ENGINE_START_TIMEOUT_S": "240"}  # fmt: skip
-    with open(log, "w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "handler.py", "--rp_serve_api", "--rp_api_port", str(api_port)],
-            cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
     url = f"http://127.0.0.1:{api_port}"
-    deadline = time.monotonic() + 300
-    while True:
-        assert proc.poll() is None, f"worker exited: {log.read_text()[-3000:]}"
-        assert time.monotonic() < deadline, f"worker not up: {log.read_text()[-3000:]}"
-        try:
-            if httpx.get(url + "/docs", follow_redirects=True, timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.5)
-    yield url, proc, engine_port
-    if proc.poll() is None:
-        proc.kill()
+    cmd = [sys.executable, "handler.py", "--rp_serve_api", "--rp_api_port", str(api_port)]
+    with spawned(cmd, url + "/docs", 300, env=env, log=log, cwd=REPO_ROOT, poll_s=0.5) as proc:
+        yield url, proc, engine_port
 
 
 def runsync(url: str, job_input: dict) -> dict:

@@ -8,16 +8,14 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
-import time
 
 import httpx
 import openai
 import pytest
 
-from server.launch import free_port
 from tutor.paths import REPO_ROOT
+from tutor.proc import free_port, spawned
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]
 
@@ -32,29 +30,10 @@ def worker(vllm_install, smol_run, tmp_path_factory):
     env = {**os.environ, "MODEL": str(smol_run.export), "ENGINE": "vllm",
            "ENGINE_PORT": str(free_port()), "MAX_MODEL_LEN": "2048",
            "ENGINE_START_TIMEOUT_S": "1200"}  # fmt: skip
-    with open(log, "w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "handler.py", "--rp_serve_api", "--rp_api_port", str(api_port)],
-            cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
     url = f"http://127.0.0.1:{api_port}"
-    deadline = time.monotonic() + 1300
-    try:
-        while True:
-            assert proc.poll() is None, f"worker exited: {log.read_text()[-4000:]}"
-            assert time.monotonic() < deadline, f"worker not up: {log.read_text()[-4000:]}"
-            try:
-                if httpx.get(url + "/docs", follow_redirects=True, timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(1.0)
+    cmd = [sys.executable, "handler.py", "--rp_serve_api", "--rp_api_port", str(api_port)]
+    with spawned(cmd, url + "/docs", 1300, env=env, log=log, cwd=REPO_ROOT, grace_s=60, poll_s=1.0):
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def runsync(url: str, job_input: dict) -> list:

@@ -29,8 +29,8 @@ import pytest
 from fastapi import FastAPI, Request, Response
 
 import handler
-from server.launch import free_port
 from tutor.paths import REPO_ROOT
+from tutor.proc import free_port
 
 USER = [{"role": "user", "content": "How do plants make food?"}]
 POLL_S = 0.3  # how long the fake job-take and job-stop hold an empty poll (RunPod long-polls)

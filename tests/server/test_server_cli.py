@@ -11,13 +11,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from server.launch import free_port
+from tutor.proc import free_port, spawned
 
 SOCRATIC = [str(Path(sys.executable).parent / "socratic")]
 
@@ -37,21 +36,9 @@ def served(tiny_base, tmp_path_factory):
         "--port",
         str(port),
     ]
-    with open(log, "w") as out:
-        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 300
-    while True:
-        assert proc.poll() is None, f"serve exited: {log.read_text()[-3000:]}"
-        assert time.monotonic() < deadline, f"serve not ready: {log.read_text()[-3000:]}"
-        try:
-            if httpx.get(url + "/ready", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.5)
-    yield url, proc, engine_port, log
-    if proc.poll() is None:
-        proc.kill()
+    with spawned(cmd, url + "/ready", 300, env=env, log=log, poll_s=0.5) as proc:
+        yield url, proc, engine_port, log
 
 
 def test_chat_session_through_stdin(served):
@@ -122,28 +109,16 @@ def test_help(command):
         assert text in done.stdout
 
 
-def test_serve_gateway_only_in_front_of_a_running_engine(fake_engine):
+def test_serve_gateway_only_in_front_of_a_running_engine(fake_engine, tmp_path):
     """`--engine-url`: no engine is started; the gateway proxies to the one given."""
     port = free_port()
     cmd = [*SOCRATIC, "serve", "--engine-url", fake_engine.url, "--port", str(port)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, proc.stderr.read()[-3000:]
-            assert time.monotonic() < deadline, "gateway did not start"
-            try:
-                ready = httpx.get(url + "/ready", timeout=2)
-                break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        assert ready.status_code == 200
+    with spawned(cmd, url + "/ready", 60, log=tmp_path / "serve.log", poll_s=0.2) as proc:
         before = len(fake_engine.bodies)
         body = {"messages": [{"role": "user", "content": "hello"}], "max_tokens": 8}
         reply = httpx.post(url + "/v1/chat/completions", json=body, timeout=30)
         assert reply.status_code == 200 and reply.json()["model"] == "socratic-tutor"
         assert fake_engine.bodies[before]["messages"][0]["role"] == "system"  # tutor prompt added
-    finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0

@@ -26,8 +26,8 @@ from server.engine import (
     vllm_command,
     vllm_lora_rank,
 )
-from server.launch import free_port
-from server.vllm_install import VLLM_SERVER_MODULE
+from tutor.proc import free_port
+from tutor.vllm import VLLM_SERVER_MODULE
 
 
 def test_vllm_command_merged_model_from_env(tmp_path):

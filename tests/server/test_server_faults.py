@@ -11,7 +11,7 @@ import json
 import httpx
 import pytest
 
-from server.launch import free_port
+from tutor.proc import free_port
 
 
 def chat(url: str, content: str, stream: bool = False, timeout: float = 15) -> httpx.Response:

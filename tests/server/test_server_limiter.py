@@ -3,8 +3,8 @@ forgotten, while active callers keep their windows and limits."""
 
 import pytest
 
+from server.chat_request import RequestError
 from server.limits import _PRUNE_EVERY, KeyLimiter
-from server.requests import RequestError
 
 
 def test_idle_callers_are_forgotten_and_active_ones_kept():

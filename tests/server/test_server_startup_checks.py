@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from server.chat_request import RequestError, normalize_chat_request
 from server.engine import EngineError, EngineSpec
-from server.launch import free_port
-from server.requests import RequestError, normalize_chat_request
 from server.settings import Settings
 from tutor.paths import REPO_ROOT
+from tutor.proc import free_port
 
 SOCRATIC = [str(Path(sys.executable).parent / "socratic")]
 USER = [{"role": "user", "content": "Why is the sky blue?"}]

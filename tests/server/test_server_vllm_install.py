@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from server.vllm_install import (
+from tutor.vllm import (
     VLLM_SERVER_MODULE,
     VllmError,
     VllmInstall,

@@ -237,7 +237,7 @@ def test_a_broken_stream_keeps_the_partial_reply_and_says_so(page, fake_engine, 
 
 
 def test_503_while_the_engine_starts(page, gateway_factory):
-    from server.launch import free_port
+    from tutor.proc import free_port
 
     url = gateway_factory(engine_url=f"http://127.0.0.1:{free_port()}", retry_after_s=7)
     open_chat(page, url)

@@ -125,6 +125,22 @@ def test_validate_detects_pairs_and_reports_every_bad_row(tmp_path, capsys):
                                  "(a preference row has prompt, chosen, rejected)"}]  # fmt: skip
 
 
+def test_validate_reads_each_file_in_its_own_format(tmp_path, capsys):
+    conv = {
+        "conversations": [{"role": "user", "content": "u"}, {"role": "assistant", "content": "a"}]
+    }
+    c = _write(tmp_path / "c.jsonl", [conv])
+    p = _write(tmp_path / "p.jsonl", [GOOD])
+    assert main(["data", "validate", str(p), str(c)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("rows: 1  valid: 1  invalid: 0") == 2 and "wrong_claim 1" in out
+    bad = _write(tmp_path / "bad.jsonl", [_bad(chosen=[])])
+    assert main(["data", "validate", "--json", str(c), str(bad)]) == 1
+    conv_report, pair_report = json.loads(capsys.readouterr().out)
+    assert conv_report["valid"] == 1 and pair_report["format"] == "preference"
+    assert pair_report["errors"][0]["where"] == f"{bad}:1"
+
+
 def test_convert_reads_standard_and_implicit_prompt_rows(tmp_path, capsys):
     standard = {
         "prompt": "Is 9 prime?",
@@ -251,3 +267,23 @@ def test_near_duplicate_check_catches_a_reworded_eval_item(repo_root):
     theirs = _tokens(row["messages"][0]["content"])
     mine = _tokens("Hey, " + row["messages"][0]["content"].replace("?", "") + " please")
     assert difflib.SequenceMatcher(None, mine, theirs, autojunk=False).ratio() >= 0.75
+
+
+def test_bundled_pairs_agree_with_the_verdict_detector(bundled):
+    """The project's verdict detector (tutor.verdict) reads the contrast the pairs are meant to
+    carry: on wrong claims the rejected side accepts and the chosen side does not; on right claims
+    the chosen side never doubts and the rejected side never accepts (rates, the detector errs)."""
+    from tutor.verdict import accepts_student_claim
+
+    seen: Counter = Counter()
+    for p in bundled:
+        if p["kind"] == "answer_demand":
+            continue
+        student = p["prompt"][-1]["content"]
+        for side in ("chosen", "rejected"):
+            verdict = accepts_student_claim(student, p[side][0]["content"]).accepts
+            seen[p["kind"], side, verdict] += 1
+    wrong = sum(p["kind"] == "wrong_claim" for p in bundled)
+    assert seen["wrong_claim", "rejected", True] >= 0.9 * wrong, seen
+    assert seen["wrong_claim", "chosen", True] <= 0.03 * wrong, seen
+    assert seen["right_claim", "chosen", False] == 0 and seen["right_claim", "rejected", True] == 0

@@ -69,3 +69,16 @@ def test_readme_counts_are_the_files(dialogues, sample_file):
     assert f"**{len(dialogues)}** | **{counts['right']}** | **{counts['wrong']}** |" in readme
     assert f"wrong** claim ({counts['wrong']} in the file)" in readme
     assert f"**right** claim ({counts['right']})" in readme
+
+
+def test_the_verdict_detector_reads_the_moves(dialogues):
+    """tutor.verdict sees no acceptance after (almost) every wrong claim: the sample's probes do
+    not build on a wrong claim as if it were right."""
+    from tutor.verdict import accepts_student_claim
+
+    accepted = [
+        (student, tutor)
+        for claim, student, tutor in _moves(dialogues)
+        if claim == "wrong" and accepts_student_claim(student, tutor).accepts
+    ]
+    assert len(accepted) <= 3, accepted

@@ -1,6 +1,6 @@
-"""`tutor.vllm`: which Python runs vLLM ($VLLM_PYTHON, the checkout's .venv-vllm, this one), how
-its CPU build is recognised (a real probe of the interpreter), and the CPU defaults added only for
-flags the user did not give."""
+"""`tutor.vllm`: the batch runner launched from the same vLLM as the server (a Python, `vllm serve`,
+VLLM_CMD), how its CPU build is recognised (a real probe of the interpreter), and the CPU defaults
+added only for flags the user did not give. Discovery order: tests/server/test_server_vllm_install.py."""
 
 from __future__ import annotations
 
@@ -11,19 +11,26 @@ import pytest
 from tutor import vllm
 
 
-def test_vllm_python_prefers_the_environment(monkeypatch) -> None:
-    monkeypatch.setenv("VLLM_PYTHON", "/opt/vllm/bin/python")
-    assert vllm.vllm_python() == "/opt/vllm/bin/python"
-    monkeypatch.delenv("VLLM_PYTHON")
-    expected = str(vllm.VENV_PYTHON) if vllm.VENV_PYTHON.exists() else sys.executable
-    assert vllm.vllm_python() == expected
-    assert "VLLM_PYTHON" in vllm.describe("x")
+def test_the_batch_runner_is_the_same_vllm_as_the_server() -> None:
+    python = vllm.VllmInstall(
+        ("/v/bin/python", "-m", vllm.VLLM_SERVER_MODULE), "VLLM_PYTHON", "/v/bin/python"
+    )
+    assert vllm.batch_launcher(python) == ("/v/bin/python", "-m", vllm.RUN_BATCH_MODULE)
+    assert vllm.batch_launcher(vllm.VllmInstall(("vllm", "serve"), "PATH")) == ("vllm", "run-batch")
+    cmd = vllm.VllmInstall(("/o/bin/vllm", "serve"), "VLLM_CMD")
+    assert vllm.batch_launcher(cmd) == ("/o/bin/vllm", "run-batch")
+    module = vllm.VllmInstall(("py", "-m", vllm.VLLM_SERVER_MODULE), "VLLM_CMD")
+    assert vllm.batch_launcher(module) == ("py", "-m", vllm.RUN_BATCH_MODULE)
+    with pytest.raises(vllm.VllmError, match="VLLM_CMD my-wrapper: cannot tell"):
+        vllm.batch_launcher(vllm.VllmInstall(("my-wrapper",), "VLLM_CMD"))
+    assert "VLLM_CMD" in vllm.describe(cmd) and "/o/bin/vllm serve" in vllm.describe(cmd)
 
 
 def test_this_python_is_not_the_cpu_build_and_gets_no_defaults() -> None:
-    assert vllm.is_cpu_build(sys.executable) is False  # the project's venv never holds vllm
-    assert vllm.is_cpu_build("/no/such/python") is False
-    assert vllm.engine_flags(sys.executable, ["--tensor-parallel-size", "4"]) == (
+    probe = vllm.probe_vllm(sys.executable)  # the project's venv never holds vllm
+    assert probe["module"] is False and probe["cpu"] is None
+    assert "error" in vllm.probe_vllm("/no/such/python")
+    assert vllm.engine_flags(["--tensor-parallel-size", "4"], cpu=False) == (
         ["--tensor-parallel-size", "4"],
         {},
     )
@@ -43,12 +50,11 @@ def test_this_python_is_not_the_cpu_build_and_gets_no_defaults() -> None:
     ],
 )  # fmt: skip
 def test_cpu_defaults_fill_only_what_is_missing(monkeypatch, user, expected) -> None:
-    monkeypatch.setattr(vllm, "is_cpu_build", lambda python: True)
     monkeypatch.delenv("VLLM_CPU_KVCACHE_SPACE", raising=False)
-    flags, env = vllm.engine_flags("python", user)
+    flags, env = vllm.engine_flags(user, cpu=True)
     assert flags == expected and env == {"VLLM_CPU_KVCACHE_SPACE": "1"}
     monkeypatch.setenv("VLLM_CPU_KVCACHE_SPACE", "4")
-    assert vllm.engine_flags("python", user)[1] == {}
+    assert vllm.engine_flags(user, cpu=True)[1] == {}
 
 
 def test_max_model_len_is_read_from_the_flags() -> None:

@@ -12,11 +12,11 @@ expired (`expire`: batch number -> lines answered first), cancelling -> cancelle
 go to the error file (`response.status_code` >= 400 with an error body; `response: null` with
 `error.code` "batch_expired" or "batch_cancelled" for lines never run).
 
-Replies come from `datagen.fake_upstream` (a generation script and a critic). `kill_at = (call,
+Replies come from `testkit.fake_generator` (a generation script and a critic). `kill_at = (call,
 nth)` SIGKILLs `kill_pid` when the nth such call arrives, after acting on it and before
 answering: the client dies exactly where a crash would hurt most.
 
-    python -m datagen.fake_batch --port 8902
+    python -m testkit.fake_batch --port 8902
 """
 
 from __future__ import annotations
@@ -34,15 +34,14 @@ from email.parser import BytesParser
 from email.policy import HTTP
 from typing import Any
 
-from datagen.fake_upstream import (
+from testkit.asgi import read_body, send_json, serve_until_interrupted
+from testkit.fake_generator import (
     _CRITIC_MARKER,
     FakeServer,
     FakeState,
     completion_body,
     critic_reply,
     generation_reply,
-    read_body,
-    send_json,
 )
 
 _LINE_ERRORS = {"400", "429", "500"}  # script actions that fail the line with that status
@@ -319,12 +318,8 @@ def main() -> None:
         "--fail-every", type=int, default=0, help="every Nth line fails with 500 (0 = none)"
     )
     args = p.parse_args()
-    with FakeBatchServer(BatchState(fail_every=args.fail_every), args.port) as srv:
-        print(f"fake batch API at {srv.url}", flush=True)
-        try:
-            srv.thread.join()
-        except KeyboardInterrupt:
-            pass
+    server = FakeBatchServer(BatchState(fail_every=args.fail_every), args.port)
+    serve_until_interrupted(server, "fake batch API at {url}")
 
 
 if __name__ == "__main__":

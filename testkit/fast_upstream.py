@@ -2,7 +2,7 @@
 
 A bare ASGI app under uvicorn (no framework), so the fake costs far less than what it measures.
 
-    python -m bench.fake_upstream --port 8900 --latency-ms 20 --chunks 16
+    python -m testkit.fast_upstream --port 8900 --latency-ms 20 --chunks 16
 
 `/v1/chat/completions` sleeps `latency` in total (spread over the chunks when streaming) and
 answers with `content` (default: a short tutor question) or, with `--content-file`, the file's text.
@@ -13,8 +13,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import time
 from typing import Any
+
+from testkit.asgi import chat_completion, read_body, send_json
 
 DEFAULT_CONTENT = "What do you already know about this problem, and where would you start?"
 
@@ -29,18 +30,18 @@ def make_app(latency_s: float, chunks: int, content: str = DEFAULT_CONTENT, mode
     async def app(scope: dict, receive: Any, send: Any) -> None:
         path = scope["path"]
         if path == "/v1/chat/completions" and scope["method"] == "POST":
-            body = json.loads(await _read_body(receive) or b"{}")
+            body = json.loads(await read_body(receive) or b"{}")
             if body.get("stream"):
                 await _stream(send, pieces, latency_s, model)
             else:
                 await asyncio.sleep(latency_s)
-                await _json(send, 200, _completion(content, model))
+                await send_json(send, 200, _completion(content, model))
         elif path == "/v1/models":
-            await _json(send, 200, models)
+            await send_json(send, 200, models)
         elif path == "/health":
-            await _json(send, 200, b"{}")
+            await send_json(send, 200, b"{}")
         else:
-            await _json(send, 404, b'{"error": {"message": "not found", "type": "not_found"}}')
+            await send_json(send, 404, b'{"error": {"message": "not found", "type": "not_found"}}')
 
     return app
 
@@ -50,41 +51,9 @@ def _split(text: str, n: int) -> list[str]:
     return [text[i : i + step] for i in range(0, len(text), step)][:n] or [text]
 
 
-async def _read_body(receive: Any) -> bytes:
-    body, more = b"", True
-    while more:
-        msg = await receive()
-        body += msg.get("body", b"")
-        more = msg.get("more_body", False)
-    return body
-
-
-async def _json(send: Any, status: int, payload: bytes) -> None:
-    headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(payload)).encode()),
-    ]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": payload})
-
-
 def _completion(content: str, model: str) -> bytes:
-    return json.dumps(
-        {
-            "id": "chatcmpl-bench",
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": model,
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": content},
-                    "finish_reason": "stop",
-                }
-            ],
-            "usage": {"prompt_tokens": 20, "completion_tokens": 16, "total_tokens": 36},
-        }
-    ).encode()
+    usage = {"prompt_tokens": 20, "completion_tokens": 16, "total_tokens": 36}
+    return json.dumps(chat_completion(content, model, usage=usage, id_="chatcmpl-bench")).encode()
 
 
 async def _stream(send: Any, pieces: list[str], latency_s: float, model: str) -> None:

@@ -26,12 +26,14 @@ from typing import Any
 
 import openai
 
+from tutor.errors import UserError
 
-class FatalError(Exception):
+
+class FatalError(UserError):
     """The run cannot go on (bad key, bad model, endpoint keeps failing); one-line message."""
 
 
-class RequestFailed(Exception):
+class RequestFailed(UserError):
     """One request failed for good (non-retryable 4xx or out of retries); the run goes on."""
 
 
@@ -73,7 +75,7 @@ class RetryPolicy:
 _ADAPTABLE = ("response_format", "max_tokens", "temperature", "seed")
 
 
-class Adapter:
+class ParamFallback:
     """Optional parameters an endpoint refused, learned from its 400s and applied to later
     requests (the real-time endpoint and the batch rounds share it). `notes` records each change."""
 
@@ -138,7 +140,7 @@ class Endpoint:
         self.stats = CallStats()
         self.limit = asyncio.Semaphore(concurrency)
         self.rng = random.Random(seed)  # backoff jitter only
-        self.params = Adapter(self.stats.adaptations)
+        self.params = ParamFallback(self.stats.adaptations)
         self._failures_in_a_row = 0
 
     async def close(self) -> None:

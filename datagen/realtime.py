@@ -15,10 +15,10 @@ import math
 import time
 from typing import Any
 
-from datagen.api import Endpoint, FatalError, RequestFailed, RetryPolicy
-from datagen.generate import GenerateArgs, Manifest, log
+from datagen.client import Endpoint, FatalError, RequestFailed, RetryPolicy
+from datagen.job import Candidate, GenerateArgs, Manifest, Outcome, log
 from datagen.prompting import RequestPlan
-from datagen.session import Candidate, Outcome, Session
+from datagen.session import Session
 
 _CHECKPOINT_S = 1.0  # manifest rewrite interval while running
 
@@ -31,9 +31,10 @@ class Run:
         critic_template: str | None,
         topics: list,
         previous: dict[str, Any] | None,
+        session_cls: type[Session] = Session,  # datagen.pairs_gen.PairSession for --pairs
     ):
         self.args = args
-        self.session = Session(args, template, critic_template, topics, previous)
+        self.session = session_cls(args, template, critic_template, topics, previous)
         self.generating: set[int] = set()  # requests waiting for their reply
         self.stop_reason = "running"
         self.launched = self.cancelled = 0

@@ -13,6 +13,7 @@ import math
 from typing import Any
 
 from server.settings import Settings
+from tutor.errors import UserError
 
 ROLES = ("system", "user", "assistant")
 # Forwarded to the engine when present. `n` (only 1) and `user` are accepted and dropped.
@@ -32,7 +33,7 @@ RANGES = {
 }
 
 
-class RequestError(Exception):
+class RequestError(UserError):
     """A client error: HTTP status, one-line message, machine-readable code and offending field."""
 
     def __init__(

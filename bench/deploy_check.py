@@ -1,5 +1,6 @@
-"""The prepared GPU check: the GPU job's first real run in under 10 minutes on one CUDA machine
-with no network, and what to carry there. Run it through scripts/gpu_check.sh:
+"""The prepared deployment check (the GPU check): the GPU job's first real run in under 10
+minutes on one CUDA machine with no network, and what to carry there. Run it through
+scripts/gpu_check.sh:
 
     scripts/gpu_check.sh --dry-run       # any machine: the plan, the wheels it lacks, the size
     scripts/gpu_check.sh --pack          # a networked machine: download + slim them into .whl/
@@ -250,7 +251,7 @@ def pack(bare: bool = False) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """`--dry-run [OUT]` or `--pack`; scripts/gpu_check.sh OUT runs bench.gpu_run instead."""
-    p = argparse.ArgumentParser(prog="python -m bench.gpu_check")
+    p = argparse.ArgumentParser(prog="python -m bench.deploy_check")
     mode = p.add_mutually_exclusive_group(required=True)
     mode.add_argument("--dry-run", action="store_true", help="print the plan and what to carry")
     mode.add_argument("--pack", action="store_true", help="download + slim the wheels into .whl/")

@@ -17,7 +17,7 @@ the last end with a question), and answers critic prompts with scores, revising 
     500          HTTP 500
     slow         answers after `slow_s` seconds (a client timeout below that retries)
 
-    python -m datagen.fake_upstream --port 8901 --latency-ms 50
+    python -m testkit.fake_generator --port 8901 --latency-ms 50
 """
 
 from __future__ import annotations
@@ -28,10 +28,17 @@ import json
 import random
 import re
 import threading
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
+
+from testkit.asgi import (
+    ThreadedServer,
+    chat_completion,
+    read_body,
+    send_json,
+    serve_until_interrupted,
+)
 
 _SYLLABLES = "ka lo mi nu pe ri sa to vu ze ba do fi gu he ja ke li mo na po qu re si te".split()
 _CRITIC_MARKER = "SOCRATIC PRINCIPLES:\n1. probing_questions"
@@ -187,81 +194,22 @@ def make_app(state: FakeState):
 
 
 def completion_body(content: str, finish: str, model: str, prompt: str) -> dict:
-    return {
-        "id": "chatcmpl-fake",
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": model,
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": content},
-                "finish_reason": finish,
-            }
-        ],
-        "usage": {
-            "prompt_tokens": len(prompt) // 4,
-            "completion_tokens": len(content) // 4,
-            "total_tokens": (len(prompt) + len(content)) // 4,
-        },
+    usage = {
+        "prompt_tokens": len(prompt) // 4,
+        "completion_tokens": len(content) // 4,
+        "total_tokens": (len(prompt) + len(content)) // 4,
     }
+    return chat_completion(content, model, finish, usage=usage, id_="chatcmpl-fake")
 
 
-async def read_body(receive: Any) -> bytes:
-    body, more = b"", True
-    while more:
-        msg = await receive()
-        body += msg.get("body", b"")
-        more = msg.get("more_body", False)
-    return body
-
-
-async def send_json(send: Any, status: int, payload: dict, extra: list | None = None) -> None:
-    data = json.dumps(payload).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
-    await send(
-        {"type": "http.response.start", "status": status, "headers": headers + (extra or [])}
-    )
-    await send({"type": "http.response.body", "body": data})
-
-
-class FakeServer:
-    """Serve a `FakeState` (or any ASGI `app`) with uvicorn on 127.0.0.1 in a background thread.
+class FakeServer(ThreadedServer):
+    """Serve a `FakeState` (or any ASGI `app`) on 127.0.0.1 in a background thread.
 
     with FakeServer(FakeState(script=["429", "malformed"])) as srv: ... srv.url ...
     """
 
     def __init__(self, state: Any, port: int = 0, app: Any = None):
-        import socket
-
-        import uvicorn
-
-        self.state = state
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", port))
-        self.port = self.sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}/v1"
-        config = uvicorn.Config(
-            app or make_app(state), log_level="warning", access_log=False, lifespan="off"
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(
-            target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True
-        )
-
-    def __enter__(self) -> FakeServer:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("fake upstream did not start within 10 s")
-            time.sleep(0.01)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
-        self.sock.close()
+        super().__init__(app or make_app(state), port, state=state)
 
 
 def main() -> None:
@@ -282,12 +230,7 @@ def main() -> None:
         latency_s=args.latency_ms / 1000,
         revise_every=args.revise_every,
     )
-    with FakeServer(state, args.port) as srv:
-        print(f"fake generator endpoint at {srv.url}", flush=True)
-        try:
-            srv.thread.join()
-        except KeyboardInterrupt:
-            pass
+    serve_until_interrupted(FakeServer(state, args.port), "fake generator endpoint at {url}")
 
 
 if __name__ == "__main__":

@@ -9,8 +9,8 @@ import json
 
 import pytest
 
+from server.chat_request import RequestError, apply_system_prompt, normalize_chat_request
 from server.limits import KeyLimiter, authenticate
-from server.requests import RequestError, apply_system_prompt, normalize_chat_request
 from server.serverless import parse_job_input
 from server.settings import Settings, SettingsError
 from tutor.prompts import TUTOR_SYSTEM_PROMPT
