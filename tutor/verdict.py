@@ -70,6 +70,7 @@ _NO_CLAIM = re.compile(
     r"i'?m\s+(?:stuck|lost|confused|not\s+sure|unsure|struggling|trying|working|doing|having|"
     r"studying|learning|reviewing|ready|here|back|new)|i\s+am\s+(?:stuck|lost|confused|not\s+sure|"
     r"unsure|struggling|trying|working|studying|learning)|no\s+idea|not\s+sure|idk|dunno|help|"
+    r"i(?:\s+have|'ve)(?:\s+got)?\s+no\s+(?:idea|clue)|i\s+(?:have\s+)?not\s+a\s+clue|"
     r"can\s+you|could\s+you|would\s+you|will\s+you|"
     r"i\s+(?:want|need|would\s+like|'d\s+like|wanna|have\s+(?:a|an|some|this|my)\s+"
     r"(?:question|problem|homework|test|exam|assignment)|was\s+wondering|wonder)|"

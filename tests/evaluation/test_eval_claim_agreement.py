@@ -37,9 +37,12 @@ def test_the_frozen_detector_on_the_test_split(repo_root, tmp_path, capsys) -> N
     assert detector["f1"] >= 0.8 and detector["f1"] > baseline["f1"]
     accepts = numbers["accepts"]
     assert accepts["detector"]["f1"] == 0.94 and accepts["opener baseline"]["f1"] == 0.789
-    # turns without a claim read as claims: "I have no idea how to do this one." (2 replies,
-    # False) and two MathDial turns ("Yes, that's correct. I understand now.", a plan; True)
-    assert numbers["no_claim"] == {"none": 7, "true": 2, "false": 2}
+    # Turns without a claim: scored once they read {"none": 7, "true": 2, "false": 2}; the two
+    # False were "I have no idea how to do this one." (read as a claim). "I have no idea/clue" is
+    # a no-claim opener since (the only change after the scoring; the F1 figures above are
+    # untouched). Two MathDial turns still read as claims ("Yes, that's correct. I understand
+    # now.", a plan; True).
+    assert numbers["no_claim"] == {"none": 9, "true": 2, "false": 0}
 
 
 def test_dev_files_by_file_with_the_baseline_printed(repo_root, tmp_path, capsys) -> None:

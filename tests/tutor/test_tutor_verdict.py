@@ -139,3 +139,11 @@ def test_every_verdict_on_the_dev_set_explains_itself(repo_root) -> None:
             student = [m["content"] for m in msgs if m["role"] == "user"][-1]
             verdict = accepts_student_claim(student, msgs[-1]["content"])
             assert verdict.rule in RULES and verdict.span.strip(), line[:80]
+
+
+@pytest.mark.parametrize(
+    "turn", ["I have no idea how to do this one.", "I've got no clue where to begin."]
+)
+def test_saying_one_has_no_idea_is_no_claim(turn):
+    verdict = accepts_student_claim(turn, "Let's look at it together. What do you know first?")
+    assert verdict.accepts is None and verdict.rule == "no-claim"
