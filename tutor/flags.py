@@ -99,7 +99,8 @@ def add_flag(
     action from the field (a bool: on/off flags; a list: any number of values), the help
     followed by the field's default as `template` reads it ({help}, {shown}, {env})."""
     kw: dict[str, Any] = {"dest": f.name}
-    if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+    required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    if required and "default" not in kwargs:
         kw["required"] = True
     else:
         kw["default"] = default_of(f)
