@@ -9,6 +9,8 @@ from __future__ import annotations
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -143,6 +145,30 @@ def summary_line(m: Manifest, elapsed_s: float | None = None) -> str:
     if elapsed_s is not None:
         parts.append(f"{elapsed_s:.1f} s")
     return "; ".join(parts)
+
+
+@contextmanager
+def noting_stop(run: Any) -> Iterator[None]:
+    """Set `run.stop_reason` when the body fails: `error: ...` on a FatalError (the endpoint
+    cannot be used), else `interrupted`; the exception goes on."""
+    from datagen.client import FatalError
+
+    try:
+        yield
+    except FatalError as e:
+        run.stop_reason = f"error: {e}"
+        raise
+    except BaseException:
+        run.stop_reason = "interrupted"
+        raise
+
+
+def round_bar(args: GenerateArgs, rnd: dict[str, Any], total: int | None = None, what: str = ""):
+    """The progress bar of one batch round, below the run's (hidden without --progress)."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=f"round {rnd['n']} {rnd['kind']}{what}", unit="req",
+                position=1, leave=False, disable=not args.progress, file=sys.stderr)  # fmt: skip
 
 
 def log(message: str) -> None:
