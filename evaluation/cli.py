@@ -206,29 +206,17 @@ def _endpoints(specs: list[str]) -> dict[str, str]:
     return out
 
 
-def _user_errors(fn):
-    """Run `fn`, turning data and endpoint failures into one-line CommandErrors."""
-    from evaluation.client import CallFailed
-    from tutor.cli import CommandError
-    from tutor.io import DataError
-
-    try:
-        return fn()
-    except (DataError, CallFailed, FileNotFoundError, ValueError) as e:
-        raise CommandError(str(e)) from None
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     from evaluation.client import Sampling
     from evaluation.run import run_eval
     from tutor.paths import EVAL_DIR
 
     sampling = Sampling(args.temperature, args.top_p, args.max_tokens, args.seed)
-    out = _user_errors(lambda: run_eval(
+    out = run_eval(
         _endpoints(args.endpoint), args.out, args.eval_set or EVAL_DIR, args.model, args.limit,
         sampling=sampling, concurrency=args.concurrency, retries=args.retries,
         timeout_s=args.timeout, cache_dir=args.cache,
-    ))  # fmt: skip
+    )  # fmt: skip
     config = json.loads((out / "run.json").read_text(encoding="utf-8"))
     print(f"wrote {out / 'responses.jsonl'}: {config['items']} items x "
           f"{len(config['endpoints'])} endpoints, {config['failed']} failed")  # fmt: skip
@@ -240,7 +228,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_score(args: argparse.Namespace) -> int:
     from evaluation.scoring import score_file
 
-    n = _user_errors(lambda: score_file(args.input, args.out))
+    n = score_file(args.input, args.out)
     print(f"scored {n} rows into {args.out}")
     return 0
 
@@ -248,10 +236,10 @@ def cmd_score(args: argparse.Namespace) -> int:
 def cmd_judge(args: argparse.Namespace) -> int:
     from evaluation.judge import judge_run
 
-    out = _user_errors(lambda: judge_run(
+    out = judge_run(
         args.run_dir, args.judge_url, args.judge_model, attempts=args.attempts,
         concurrency=args.concurrency, timeout_s=args.timeout, seed=args.seed,
-    ))  # fmt: skip
+    )  # fmt: skip
     rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     missing = sum(1 for r in rows if r["judgement"] is None)
     print(f"wrote {out}: {len(rows) - missing} judged, {missing} missing")
@@ -261,11 +249,11 @@ def cmd_judge(args: argparse.Namespace) -> int:
 def cmd_simulate(args: argparse.Namespace) -> int:
     from evaluation.simulate import simulate_run
 
-    out = _user_errors(lambda: simulate_run(
+    out = simulate_run(
         args.run_dir, args.student_url, args.student_model, turns=args.turns,
         student_temperature=args.student_temperature, concurrency=args.concurrency,
         timeout_s=args.timeout,
-    ))  # fmt: skip
+    )  # fmt: skip
     print(f"wrote {out}")
     return 0
 
@@ -273,7 +261,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from evaluation.report import write_report
 
-    out = _user_errors(lambda: write_report(args.run_dir))
+    out = write_report(args.run_dir)
     print(f"wrote {out}")
     return 0
 
@@ -282,7 +270,7 @@ def cmd_agreement(args: argparse.Namespace) -> int:
     from evaluation.agreement import agreement, format_agreement
     from tutor.io import atomic_open
 
-    results, by_label, dialogues = _user_errors(lambda: agreement(args.input))
+    results, by_label, dialogues = agreement(args.input)
     print(format_agreement(results, by_label, dialogues, args.examples))
     if args.json_out:
         with atomic_open(args.json_out) as f:
@@ -296,7 +284,7 @@ def cmd_leak_agreement(args: argparse.Namespace) -> int:
     from evaluation.leak import format_leak, leak_agreement, read_labelled
     from tutor.io import atomic_open
 
-    rows = _user_errors(lambda: read_labelled(args.inputs))
+    rows = read_labelled(args.inputs)
     results, by_rule = leak_agreement(rows)
     print(format_leak(rows, results, by_rule, args.examples))
     if args.json_out:
@@ -311,7 +299,7 @@ def cmd_claim_agreement(args: argparse.Namespace) -> int:
     from evaluation.claim_agreement import claim_agreement, format_claims, read_claim_rows, summary
     from tutor.io import atomic_open
 
-    rows = _user_errors(lambda: read_claim_rows(args.inputs))
+    rows = read_claim_rows(args.inputs)
     files = {}
     if args.by_file and len(args.inputs) > 1:
         for path in args.inputs:
@@ -332,12 +320,12 @@ def cmd_judge_agreement(args: argparse.Namespace) -> int:
     from evaluation.judge_agreement import format_judge_agreement, judge_agreement, read_judge_rows
     from tutor.io import atomic_open, write_jsonl
 
-    rows = _user_errors(lambda: read_judge_rows(args.inputs, args.limit))
-    table, judged = _user_errors(lambda: judge_agreement(
+    rows = read_judge_rows(args.inputs, args.limit)
+    table, judged = judge_agreement(
         rows, args.judge_url, args.judge_model, attempts=args.attempts,
         concurrency=args.concurrency, retries=args.retries, timeout_s=args.timeout,
         cache_dir=args.cache,
-    ))  # fmt: skip
+    )  # fmt: skip
     print(format_judge_agreement(table, judged[0]["judge_model"] if judged else None))
     if args.out:
         write_jsonl(args.out, ({k: r[k] for k in ("id", "human", "judgement", "error")}

@@ -110,39 +110,30 @@ def _limits(args: argparse.Namespace):
 
 
 def _read_all(args: argparse.Namespace, paths: list[str], **kw):
-    from tutor.cli import CommandError
     from tutor.data import Report, iter_conversations
-    from tutor.io import DataError
 
     report = Report()
-    convs = []
-    try:
-        for conv in iter_conversations(
+    convs = list(
+        iter_conversations(
             paths, report, limits=_limits(args), max_line_bytes=int(args.max_line_mb * 2**20), **kw
-        ):
-            convs.append(conv)
-    except DataError as e:
-        raise CommandError(str(e)) from None
+        )
+    )
     report.check()
     return report, convs
 
 
 def _first_record(paths: list[str], max_line_bytes: int):
     """The first row of the inputs that decodes, or None (to tell the format by its keys)."""
-    from tutor.cli import CommandError
-    from tutor.io import DataError, read_rows
+    from tutor.io import read_rows
 
-    try:
-        for path in paths:
-            rows = read_rows(path, max_line_bytes=max_line_bytes)
-            try:
-                for row in rows:
-                    if row.error is None:
-                        return row.value
-            finally:
-                rows.close()
-    except DataError as e:
-        raise CommandError(str(e)) from None
+    for path in paths:
+        rows = read_rows(path, max_line_bytes=max_line_bytes)
+        try:
+            for row in rows:
+                if row.error is None:
+                    return row.value
+        finally:
+            rows.close()
     return None
 
 
@@ -155,23 +146,14 @@ def _is_preference(args: argparse.Namespace, paths: list[str], fmt: str) -> bool
 
 
 def _read_pairs(args: argparse.Namespace, paths: list[str], **kw):
-    from tutor.cli import CommandError
-    from tutor.io import DataError
     from tutor.pairs import PairsReport, iter_pairs
 
     report = PairsReport()
-    try:
-        pairs = list(
-            iter_pairs(
-                paths,
-                report,
-                limits=_limits(args),
-                max_line_bytes=int(args.max_line_mb * 2**20),
-                **kw,
-            )
+    pairs = list(
+        iter_pairs(
+            paths, report, limits=_limits(args), max_line_bytes=int(args.max_line_mb * 2**20), **kw
         )
-    except DataError as e:
-        raise CommandError(str(e)) from None
+    )
     report.check()
     return report, pairs
 
