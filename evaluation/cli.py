@@ -102,10 +102,7 @@ def register(root: argparse._SubParsersAction) -> None:
         "--format mathdial` (which keeps meta.moves). Raw input also checks solution steps.",
     )
     a.add_argument("input", metavar="MATHDIAL.jsonl")
-    a.add_argument("--examples", type=int, default=0, metavar="N",
-                   help="print N random misses and false alarms per metric (default: 0)")  # fmt: skip
-    a.add_argument("--json", dest="json_out", default=None, metavar="OUT.json",
-                   help="also write the numbers as JSON")  # fmt: skip
+    add_output_args(a, examples="per metric")
     a.set_defaults(func=cmd_agreement)
 
     lk = sub.add_parser(
@@ -116,13 +113,8 @@ def register(root: argparse._SubParsersAction) -> None:
         "Compares the detector, the detector without references and the naive baseline (the "
         "reply contains the reference's number).",
     )
-    lk.add_argument(
-        "inputs", nargs="+", metavar="FILE.jsonl", help="labelled replies (one or more)"
-    )
-    lk.add_argument("--examples", type=int, default=0, metavar="N",
-                    help="print N random misses and false alarms of the detector (default: 0)")  # fmt: skip
-    lk.add_argument("--json", dest="json_out", default=None, metavar="OUT.json",
-                    help="also write the numbers as JSON")  # fmt: skip
+    add_labelled_inputs(lk)
+    add_output_args(lk, examples="of the detector")
     lk.set_defaults(func=cmd_leak_agreement)
 
     ca = sub.add_parser(
@@ -136,15 +128,10 @@ def register(root: argparse._SubParsersAction) -> None:
         "(starts with yes/correct/great/right/exactly... and has no correction cue) and "
         "affirms_wrong as `socratic eval score` computes it (claim judged against the reference).",
     )
-    ca.add_argument(
-        "inputs", nargs="+", metavar="FILE.jsonl", help="labelled replies (one or more)"
-    )
+    add_labelled_inputs(ca)
     ca.add_argument("--by-file", action="store_true",
                     help="also print the tables of each file on its own (default: all together)")  # fmt: skip
-    ca.add_argument("--examples", type=int, default=0, metavar="N",
-                    help="print N random misses and false alarms of the detector (default: 0)")  # fmt: skip
-    ca.add_argument("--json", dest="json_out", default=None, metavar="OUT.json",
-                    help="also write the numbers as JSON")  # fmt: skip
+    add_output_args(ca, examples="of the detector")
     ca.set_defaults(func=cmd_claim_agreement)
 
     ja = sub.add_parser(
@@ -156,9 +143,7 @@ def register(root: argparse._SubParsersAction) -> None:
         "mistake identification. Prints n, accuracy, macro-F1 and Cohen's kappa per dimension; "
         "failed judgements are counted as missing.",
     )
-    ja.add_argument(
-        "inputs", nargs="+", metavar="FILE.jsonl", help="labelled replies (one or more)"
-    )
+    add_labelled_inputs(ja)
     ja.add_argument("--judge-url", required=True, metavar="URL", help="judge endpoint base URL")
     ja.add_argument("--judge-model", default=None, help="judge model (default: first listed)")
     ja.add_argument("--attempts", type=int, default=3, help="tries per reply (default: 3)")
@@ -168,10 +153,24 @@ def register(root: argparse._SubParsersAction) -> None:
                     help="cache the judge's replies in DIR (default: no cache)")  # fmt: skip
     ja.add_argument("--out", default=None, metavar="OUT.jsonl",
                     help="write every row with its human labels and the judgement")  # fmt: skip
-    ja.add_argument("--json", dest="json_out", default=None, metavar="OUT.json",
-                    help="also write the table as JSON")  # fmt: skip
+    add_output_args(ja, what="the table")
     add_client_args(ja)
     ja.set_defaults(func=cmd_judge_agreement)
+
+
+def add_labelled_inputs(p: argparse.ArgumentParser) -> None:
+    p.add_argument("inputs", nargs="+", metavar="FILE.jsonl", help="labelled replies (one or more)")
+
+
+def add_output_args(
+    p: argparse.ArgumentParser, examples: str | None = None, what: str = "the numbers"
+) -> None:
+    """--examples (misses and false alarms `examples`, e.g. "per metric") and --json OUT.json."""
+    if examples:
+        p.add_argument("--examples", type=int, default=0, metavar="N",
+                       help=f"print N random misses and false alarms {examples} (default: 0)")  # fmt: skip
+    p.add_argument("--json", dest="json_out", default=None, metavar="OUT.json",
+                   help=f"also write {what} as JSON")  # fmt: skip
 
 
 def add_sampling_args(p: argparse.ArgumentParser) -> None:
