@@ -68,6 +68,26 @@ class Confusion:
         }
 
 
+def prf_table(title: str, results: dict[str, Confusion], width: int) -> list[str]:
+    """Lines of a table: per predictor n, positives, tp, fp, fn, tn, precision, recall, F1."""
+    lines = [f"\n{title:{width}} {'n':>5} {'pos':>5} {'tp':>5} {'fp':>5} {'fn':>5} {'tn':>5} "
+             f"{'P':>6} {'R':>6} {'F1':>6}"]  # fmt: skip
+    for name, conf in results.items():
+        s = conf.summary()
+        lines.append(f"{name:{width}} {s['n']:>5} {s['positives']:>5} {s['tp']:>5} {s['fp']:>5} "
+                     f"{s['fn']:>5} {s['tn']:>5} {s['precision']:>6.3f} {s['recall']:>6.3f} "
+                     f"{s['f1']:>6.3f}")  # fmt: skip
+    return lines
+
+
+def confusion_lines(d: Confusion, positive: str, width: int) -> list[str]:
+    """The detector's 2x2 confusion against the human label (`positive`: the positive class)."""
+    head = f"human: {positive}"
+    return [f"\n{'confusion (detector)':{width}}{head}   human: does not",
+            f"{'detector: ' + positive:{width}}{d.tp:>{len(head)}} {d.fp:>17}",
+            f"{'detector: does not':{width}}{d.fn:>{len(head)}} {d.tn:>17}"]  # fmt: skip
+
+
 def mentions_reference_number(reply: str, reference: str | None) -> bool:
     """The naive baseline: the reply contains the reference answer's number (any form), or its
     words for a text answer. False without a reference."""

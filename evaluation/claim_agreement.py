@@ -25,10 +25,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from evaluation.agreement import Confusion
-from evaluation.leak import parse_label, parse_reply_row
+from evaluation.agreement import Confusion, confusion_lines, prf_table
+from evaluation.leak import iter_reply_rows, parse_label
 from tutor.claim import student_claim_correct
-from tutor.io import DataError, read_rows
+from tutor.io import DataError
 from tutor.verdict import accepts_student_claim
 
 CLAIMS = ("right", "wrong", "none")
@@ -72,30 +72,24 @@ def _student_turn(messages: list[dict]) -> str:
 def read_claim_rows(paths: list[str | Path]) -> list[ClaimReply]:
     """Every row of `paths`; DataError names the first bad row (file:line and field)."""
     rows = []
-    for path in paths:
-        for row in read_rows(path):
-            if row.error:
-                raise DataError(f"{row.where}: {row.error}")
-            msgs, ref = parse_reply_row(row.value, row.where)
-            claim = row.value.get("claim")
-            if claim not in CLAIMS:
-                raise DataError(f"{row.where}: claim: expected one of {', '.join(CLAIMS)}, "
-                                f"got {claim!r}")  # fmt: skip
-            if "label" not in row.value:
-                raise DataError(f"{row.where}: label: missing (does the reply accept the claim)")
-            raw = row.value["label"]
-            if claim == "none":
-                if raw is not None:
-                    raise DataError(f"{row.where}: label: expected null for a turn without a claim")
-                label = None
-            elif raw is None:
-                raise DataError(f"{row.where}: label: null only when claim is none")
-            else:
-                label = parse_label(raw, row.where)
-            rows.append(ClaimReply(row.where, str(row.value.get("id", row.where)), str(path),
-                                   msgs, ref, claim, label))  # fmt: skip
-    if not rows:
-        raise DataError(f"{', '.join(map(str, paths))}: no rows")
+    for path, row, msgs, ref in iter_reply_rows(paths):
+        claim = row.value.get("claim")
+        if claim not in CLAIMS:
+            raise DataError(f"{row.where}: claim: expected one of {', '.join(CLAIMS)}, "
+                            f"got {claim!r}")  # fmt: skip
+        if "label" not in row.value:
+            raise DataError(f"{row.where}: label: missing (does the reply accept the claim)")
+        raw = row.value["label"]
+        if claim == "none":
+            if raw is not None:
+                raise DataError(f"{row.where}: label: expected null for a turn without a claim")
+            label = None
+        elif raw is None:
+            raise DataError(f"{row.where}: label: null only when claim is none")
+        else:
+            label = parse_label(raw, row.where)
+        rows.append(ClaimReply(row.where, str(row.value.get("id", row.where)), path, msgs, ref,
+                               claim, label))  # fmt: skip
     return rows
 
 
@@ -129,29 +123,16 @@ def claim_agreement(rows: list[ClaimReply]) -> dict:
     return {"accepts_wrong": wrong, "accepts": accepts, "no_claim": no_claim, "by_rule": by_rule}
 
 
-def _table(title: str, results: dict[str, Confusion]) -> list[str]:
-    lines = [f"\n{title:32} {'n':>5} {'pos':>5} {'tp':>5} {'fp':>5} {'fn':>5} {'tn':>5} "
-             f"{'P':>6} {'R':>6} {'F1':>6}"]  # fmt: skip
-    for name, conf in results.items():
-        s = conf.summary()
-        lines.append(f"{name:32} {s['n']:>5} {s['positives']:>5} {s['tp']:>5} {s['fp']:>5} "
-                     f"{s['fn']:>5} {s['tn']:>5} {s['precision']:>6.3f} {s['recall']:>6.3f} "
-                     f"{s['f1']:>6.3f}")  # fmt: skip
-    return lines
-
-
 def format_claims(rows: list[ClaimReply], result: dict, examples: int = 0) -> str:
     """The agreement tables as text, plus `examples` random misses and false alarms."""
     n = {c: sum(r.claim == c for r in rows) for c in CLAIMS}
     wrong_accepted = sum(bool(r.label) for r in rows if r.claim == "wrong")
     lines = [f"{len(rows)} replies: {n['wrong']} to wrong claims ({wrong_accepted} accept them), "
              f"{n['right']} to right claims, {n['none']} to turns without a claim"]  # fmt: skip
-    lines += _table('"accepts a wrong claim"', result["accepts_wrong"])
+    lines += prf_table('"accepts a wrong claim"', result["accepts_wrong"], 32)
     d = result["accepts_wrong"]["detector"]
-    lines += ["\nconfusion (detector)        human: accepts wrong   human: does not",
-              f"detector: accepts wrong     {d.tp:>20} {d.fp:>17}",
-              f"detector: does not          {d.fn:>20} {d.tn:>17}"]  # fmt: skip
-    lines += _table('"accepts the claim" (any claim)', result["accepts"])
+    lines += confusion_lines(d, "accepts wrong", 28)
+    lines += prf_table('"accepts the claim" (any claim)', result["accepts"], 32)
     nc = result["no_claim"]
     lines.append(f"\nturns without a claim: detector None {nc['none']}, True {nc['true']}, "
                  f"False {nc['false']}")  # fmt: skip

@@ -102,10 +102,7 @@ def register(root: argparse._SubParsersAction) -> None:
         "--format mathdial` (which keeps meta.moves). Raw input also checks solution steps.",
     )
     a.add_argument("input", metavar="MATHDIAL.jsonl")
-    a.add_argument("--examples", type=int, default=0, metavar="N",
-                   help="print N random misses and false alarms per metric (default: 0)")  # fmt: skip
-    a.add_argument("--json", dest="json_out", default=None, metavar="OUT.json",
-                   help="also write the numbers as JSON")  # fmt: skip
+    add_output_args(a, examples="per metric")
     a.set_defaults(func=cmd_agreement)
 
     lk = sub.add_parser(
@@ -116,13 +113,8 @@ def register(root: argparse._SubParsersAction) -> None:
         "Compares the detector, the detector without references and the naive baseline (the "
         "reply contains the reference's number).",
     )
-    lk.add_argument(
-        "inputs", nargs="+", metavar="FILE.jsonl", help="labelled replies (one or more)"
-    )
-    lk.add_argument("--examples", type=int, default=0, metavar="N",
-                    help="print N random misses and false alarms of the detector (default: 0)")  # fmt: skip
-    lk.add_argument("--json", dest="json_out", default=None, metavar="OUT.json",
-                    help="also write the numbers as JSON")  # fmt: skip
+    add_labelled_inputs(lk)
+    add_output_args(lk, examples="of the detector")
     lk.set_defaults(func=cmd_leak_agreement)
 
     ca = sub.add_parser(
@@ -136,15 +128,10 @@ def register(root: argparse._SubParsersAction) -> None:
         "(starts with yes/correct/great/right/exactly... and has no correction cue) and "
         "affirms_wrong as `socratic eval score` computes it (claim judged against the reference).",
     )
-    ca.add_argument(
-        "inputs", nargs="+", metavar="FILE.jsonl", help="labelled replies (one or more)"
-    )
+    add_labelled_inputs(ca)
     ca.add_argument("--by-file", action="store_true",
                     help="also print the tables of each file on its own (default: all together)")  # fmt: skip
-    ca.add_argument("--examples", type=int, default=0, metavar="N",
-                    help="print N random misses and false alarms of the detector (default: 0)")  # fmt: skip
-    ca.add_argument("--json", dest="json_out", default=None, metavar="OUT.json",
-                    help="also write the numbers as JSON")  # fmt: skip
+    add_output_args(ca, examples="of the detector")
     ca.set_defaults(func=cmd_claim_agreement)
 
     ja = sub.add_parser(
@@ -156,9 +143,7 @@ def register(root: argparse._SubParsersAction) -> None:
         "mistake identification. Prints n, accuracy, macro-F1 and Cohen's kappa per dimension; "
         "failed judgements are counted as missing.",
     )
-    ja.add_argument(
-        "inputs", nargs="+", metavar="FILE.jsonl", help="labelled replies (one or more)"
-    )
+    add_labelled_inputs(ja)
     ja.add_argument("--judge-url", required=True, metavar="URL", help="judge endpoint base URL")
     ja.add_argument("--judge-model", default=None, help="judge model (default: first listed)")
     ja.add_argument("--attempts", type=int, default=3, help="tries per reply (default: 3)")
@@ -168,10 +153,24 @@ def register(root: argparse._SubParsersAction) -> None:
                     help="cache the judge's replies in DIR (default: no cache)")  # fmt: skip
     ja.add_argument("--out", default=None, metavar="OUT.jsonl",
                     help="write every row with its human labels and the judgement")  # fmt: skip
-    ja.add_argument("--json", dest="json_out", default=None, metavar="OUT.json",
-                    help="also write the table as JSON")  # fmt: skip
+    add_output_args(ja, what="the table")
     add_client_args(ja)
     ja.set_defaults(func=cmd_judge_agreement)
+
+
+def add_labelled_inputs(p: argparse.ArgumentParser) -> None:
+    p.add_argument("inputs", nargs="+", metavar="FILE.jsonl", help="labelled replies (one or more)")
+
+
+def add_output_args(
+    p: argparse.ArgumentParser, examples: str | None = None, what: str = "the numbers"
+) -> None:
+    """--examples (misses and false alarms `examples`, e.g. "per metric") and --json OUT.json."""
+    if examples:
+        p.add_argument("--examples", type=int, default=0, metavar="N",
+                       help=f"print N random misses and false alarms {examples} (default: 0)")  # fmt: skip
+    p.add_argument("--json", dest="json_out", default=None, metavar="OUT.json",
+                   help=f"also write {what} as JSON")  # fmt: skip
 
 
 def add_sampling_args(p: argparse.ArgumentParser) -> None:
@@ -206,29 +205,17 @@ def _endpoints(specs: list[str]) -> dict[str, str]:
     return out
 
 
-def _user_errors(fn):
-    """Run `fn`, turning data and endpoint failures into one-line CommandErrors."""
-    from evaluation.client import CallFailed
-    from tutor.cli import CommandError
-    from tutor.io import DataError
-
-    try:
-        return fn()
-    except (DataError, CallFailed, FileNotFoundError, ValueError) as e:
-        raise CommandError(str(e)) from None
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     from evaluation.client import Sampling
     from evaluation.run import run_eval
     from tutor.paths import EVAL_DIR
 
     sampling = Sampling(args.temperature, args.top_p, args.max_tokens, args.seed)
-    out = _user_errors(lambda: run_eval(
+    out = run_eval(
         _endpoints(args.endpoint), args.out, args.eval_set or EVAL_DIR, args.model, args.limit,
         sampling=sampling, concurrency=args.concurrency, retries=args.retries,
         timeout_s=args.timeout, cache_dir=args.cache,
-    ))  # fmt: skip
+    )  # fmt: skip
     config = json.loads((out / "run.json").read_text(encoding="utf-8"))
     print(f"wrote {out / 'responses.jsonl'}: {config['items']} items x "
           f"{len(config['endpoints'])} endpoints, {config['failed']} failed")  # fmt: skip
@@ -240,7 +227,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_score(args: argparse.Namespace) -> int:
     from evaluation.scoring import score_file
 
-    n = _user_errors(lambda: score_file(args.input, args.out))
+    n = score_file(args.input, args.out)
     print(f"scored {n} rows into {args.out}")
     return 0
 
@@ -248,10 +235,10 @@ def cmd_score(args: argparse.Namespace) -> int:
 def cmd_judge(args: argparse.Namespace) -> int:
     from evaluation.judge import judge_run
 
-    out = _user_errors(lambda: judge_run(
+    out = judge_run(
         args.run_dir, args.judge_url, args.judge_model, attempts=args.attempts,
         concurrency=args.concurrency, timeout_s=args.timeout, seed=args.seed,
-    ))  # fmt: skip
+    )  # fmt: skip
     rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     missing = sum(1 for r in rows if r["judgement"] is None)
     print(f"wrote {out}: {len(rows) - missing} judged, {missing} missing")
@@ -261,11 +248,11 @@ def cmd_judge(args: argparse.Namespace) -> int:
 def cmd_simulate(args: argparse.Namespace) -> int:
     from evaluation.simulate import simulate_run
 
-    out = _user_errors(lambda: simulate_run(
+    out = simulate_run(
         args.run_dir, args.student_url, args.student_model, turns=args.turns,
         student_temperature=args.student_temperature, concurrency=args.concurrency,
         timeout_s=args.timeout,
-    ))  # fmt: skip
+    )  # fmt: skip
     print(f"wrote {out}")
     return 0
 
@@ -273,7 +260,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from evaluation.report import write_report
 
-    out = _user_errors(lambda: write_report(args.run_dir))
+    out = write_report(args.run_dir)
     print(f"wrote {out}")
     return 0
 
@@ -282,7 +269,7 @@ def cmd_agreement(args: argparse.Namespace) -> int:
     from evaluation.agreement import agreement, format_agreement
     from tutor.io import atomic_open
 
-    results, by_label, dialogues = _user_errors(lambda: agreement(args.input))
+    results, by_label, dialogues = agreement(args.input)
     print(format_agreement(results, by_label, dialogues, args.examples))
     if args.json_out:
         with atomic_open(args.json_out) as f:
@@ -296,7 +283,7 @@ def cmd_leak_agreement(args: argparse.Namespace) -> int:
     from evaluation.leak import format_leak, leak_agreement, read_labelled
     from tutor.io import atomic_open
 
-    rows = _user_errors(lambda: read_labelled(args.inputs))
+    rows = read_labelled(args.inputs)
     results, by_rule = leak_agreement(rows)
     print(format_leak(rows, results, by_rule, args.examples))
     if args.json_out:
@@ -311,7 +298,7 @@ def cmd_claim_agreement(args: argparse.Namespace) -> int:
     from evaluation.claim_agreement import claim_agreement, format_claims, read_claim_rows, summary
     from tutor.io import atomic_open
 
-    rows = _user_errors(lambda: read_claim_rows(args.inputs))
+    rows = read_claim_rows(args.inputs)
     files = {}
     if args.by_file and len(args.inputs) > 1:
         for path in args.inputs:
@@ -332,12 +319,12 @@ def cmd_judge_agreement(args: argparse.Namespace) -> int:
     from evaluation.judge_agreement import format_judge_agreement, judge_agreement, read_judge_rows
     from tutor.io import atomic_open, write_jsonl
 
-    rows = _user_errors(lambda: read_judge_rows(args.inputs, args.limit))
-    table, judged = _user_errors(lambda: judge_agreement(
+    rows = read_judge_rows(args.inputs, args.limit)
+    table, judged = judge_agreement(
         rows, args.judge_url, args.judge_model, attempts=args.attempts,
         concurrency=args.concurrency, retries=args.retries, timeout_s=args.timeout,
         cache_dir=args.cache,
-    ))  # fmt: skip
+    )  # fmt: skip
     print(format_judge_agreement(table, judged[0]["judge_model"] if judged else None))
     if args.out:
         write_jsonl(args.out, ({k: r[k] for k in ("id", "human", "judgement", "error")}

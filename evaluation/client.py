@@ -1,6 +1,8 @@
 """Chat completions against OpenAI-compatible endpoints: retries, timeouts and an on-disk cache.
 
-Every model call of the evaluation (tutor, judge, simulated student) goes through `Chat.complete`,
+The calls go through the project's one retrying client (`tutor.openai_client.Endpoint`): backoff
+on 429, 5xx, timeouts, connection errors and replies without content; a bad key, model or URL
+fails at once. Every model call of the evaluation (tutor, judge, simulated student) goes through `Chat.complete`,
 so a rerun, a new metric or a new report never regenerates a response it already has. The cache
 key is the endpoint URL, the model name, the messages and the sampling settings: serve changed
 weights under a new model name, or use a fresh cache directory.
@@ -8,7 +10,6 @@ weights under a new model name, or use a fresh cache directory.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import os
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from tutor.errors import UserError
 from tutor.io import atomic_open
+from tutor.openai_client import Endpoint, FatalError, RequestFailed, RetryPolicy
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,7 @@ def base_url(url: str) -> str:
 
 
 class Chat:
-    """One endpoint: an `openai.AsyncOpenAI` client, a concurrency limit, retries and a cache."""
+    """One endpoint: the shared retrying `Endpoint` (concurrency limit, retries) and a cache."""
 
     def __init__(
         self,
@@ -53,30 +55,30 @@ class Chat:
         timeout_s: float = 120.0,
         api_key: str | None = None,
     ):
-        from openai import AsyncOpenAI
-
         self.url = base_url(url)
         self.model = model
         self.retries = retries
         self.cache_dir = Path(cache_dir) if cache_dir else None
-        self._client = AsyncOpenAI(
-            base_url=self.url,
-            api_key=api_key or os.environ.get("OPENAI_API_KEY") or "EMPTY",
-            timeout=timeout_s,
-            max_retries=0,  # retried here, so every failure is counted the same way
+        self._endpoint = Endpoint(
+            self.url,
+            api_key or os.environ.get("OPENAI_API_KEY") or "EMPTY",
+            model or "",
+            concurrency=concurrency,
+            timeout_s=timeout_s,
+            # backoff 1, 2, 4, 8 s (jittered); a run goes on past failed replies: no breaker
+            policy=RetryPolicy(retries=retries, base_s=1.0, cap_s=8.0, breaker=0),
         )
-        self._limit = asyncio.Semaphore(concurrency)
 
     async def resolve_model(self) -> str:
         """The model name: the one given, else the first the endpoint lists at /v1/models."""
         if not self.model:
             try:
-                models = await self._client.models.list()
+                models = await self._endpoint.client.models.list()
             except Exception as e:
                 raise CallFailed(f"{self.url}/models: {type(e).__name__}: {e}") from None
             if not models.data:
                 raise CallFailed(f"{self.url}/models: the endpoint lists no model")
-            self.model = models.data[0].id
+            self.model = self._endpoint.model = models.data[0].id
         return self.model
 
     async def complete(
@@ -88,30 +90,19 @@ class Chat:
         cached = self._cache_get(key)
         if cached is not None:
             return cached
-        last = ""
-        for attempt in range(self.retries + 1):
-            if attempt:
-                await asyncio.sleep(min(0.5 * 2**attempt, 8.0))
-            try:
-                async with self._limit:
-                    text = await self._create(model, messages, sampling, json_mode)
-            except Exception as e:  # openai.APIError, timeouts, bad payloads: all retried
-                last = f"{type(e).__name__}: {str(e)[:200]}"
-                continue
-            self._cache_put(key, text)
-            return text
-        raise CallFailed(f"{self.url}: {self.retries + 1} attempts failed; last: {last}")
-
-    async def _create(
-        self, model: str, messages: list[dict], sampling: Sampling, json_mode: bool
-    ) -> str:
-        extra = {"response_format": {"type": "json_object"}} if json_mode else {}
-        out = await self._client.chat.completions.create(
-            model=model, messages=messages, **asdict(sampling), **extra
-        )
-        if not out.choices or out.choices[0].message.content is None:
-            raise ValueError("the response has no message content")
-        return out.choices[0].message.content
+        try:
+            reply = await self._endpoint.chat(
+                messages,
+                purpose="eval",
+                model=model,
+                response_format={"type": "json_object"} if json_mode else None,
+                require_content=True,
+                **asdict(sampling),
+            )
+        except (RequestFailed, FatalError) as e:
+            raise CallFailed(f"{self.url}: {e.attempts} attempts failed; last: {e.last}") from None
+        self._cache_put(key, reply.text)
+        return reply.text
 
     def _cache_get(self, key: str) -> str | None:
         if not self.cache_dir:
@@ -128,7 +119,7 @@ class Chat:
                 json.dump({"content": text}, f)
 
     async def close(self) -> None:
-        await self._client.close()
+        await self._endpoint.close()
 
 
 def _cache_key(url: str, model: str, messages: list[dict], sampling: Sampling, json_mode: bool):

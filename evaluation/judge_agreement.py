@@ -30,13 +30,14 @@ from __future__ import annotations
 
 import asyncio
 import math
+from itertools import islice
 from pathlib import Path
 
 from evaluation.client import Chat
 from evaluation.judge import DIMENSIONS, JUDGE_SAMPLING, judge_reply
-from evaluation.leak import parse_label, parse_reply_row
+from evaluation.leak import iter_reply_rows, parse_label
 from evaluation.stats import label_agreement
-from tutor.io import DataError, read_rows
+from tutor.io import DataError
 
 REVEALING_YES_NO = "revealing (yes/no)"
 MISTAKE_YES_NO = "mistake identified (yes/no)"
@@ -88,19 +89,10 @@ def _claim_labels(value: dict, where: str) -> dict[str, str]:
 def read_judge_rows(paths: list[str | Path], limit: int | None = None) -> list[dict]:
     """Rows to judge: {"where", "row" (the judge's view), "human" (labels)}."""
     rows = []
-    for path in paths:
-        for row in read_rows(path):
-            if limit is not None and len(rows) >= limit:
-                return rows
-            if row.error:
-                raise DataError(f"{row.where}: {row.error}")
-            msgs, ref = parse_reply_row(row.value, row.where)
-            view = {"messages": msgs[:-1], "response": msgs[-1]["content"],
-                    "reference_answer": ref}  # fmt: skip
-            rows.append({"where": row.where, "id": row.value.get("id", row.where), "row": view,
-                         "human": human_labels(row.value, row.where)})  # fmt: skip
-    if not rows:
-        raise DataError(f"{', '.join(map(str, paths))}: no rows")
+    for _, row, msgs, ref in islice(iter_reply_rows(paths), limit):
+        view = {"messages": msgs[:-1], "response": msgs[-1]["content"], "reference_answer": ref}
+        rows.append({"where": row.where, "id": row.value.get("id", row.where), "row": view,
+                     "human": human_labels(row.value, row.where)})  # fmt: skip
     return rows
 
 

@@ -16,10 +16,11 @@ number". Prints precision, recall, F1, the confusion table and what each rule go
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from evaluation.agreement import Confusion, mentions_reference_number
+from evaluation.agreement import Confusion, confusion_lines, mentions_reference_number, prf_table
 from tutor.io import DataError, read_rows
 from tutor.metrics import find_reveal
 
@@ -72,21 +73,30 @@ def parse_reply_row(value: object, where: str) -> tuple[list[dict], str | None]:
     return msgs, None if ref is None else str(ref)
 
 
-def read_labelled(paths: list[str | Path]) -> list[LabelledReply]:
-    """Every row of `paths`; DataError names the first bad row (file:line and field)."""
-    rows = []
+def iter_reply_rows(paths: list[str | Path]) -> Iterator[tuple[str, dict, list[dict], str | None]]:
+    """(file, row, messages, reference) for every row of `paths`: DataError names the first bad
+    row (file:line and field), or the files when they hold no row."""
+    empty = True
     for path in paths:
         for row in read_rows(path):
             if row.error:
                 raise DataError(f"{row.where}: {row.error}")
             msgs, ref = parse_reply_row(row.value, row.where)
-            if "label" not in row.value:
-                raise DataError(f"{row.where}: label: missing (the human judgement, true/false)")
-            label = parse_label(row.value["label"], row.where)
-            rows.append(LabelledReply(row.where, str(row.value.get("id", row.where)), msgs, ref,
-                                      label))  # fmt: skip
-    if not rows:
+            empty = False
+            yield str(path), row, msgs, ref
+    if empty:
         raise DataError(f"{', '.join(map(str, paths))}: no rows")
+
+
+def read_labelled(paths: list[str | Path]) -> list[LabelledReply]:
+    """Every row of `paths`; DataError names the first bad row (file:line and field)."""
+    rows = []
+    for _, row, msgs, ref in iter_reply_rows(paths):
+        if "label" not in row.value:
+            raise DataError(f"{row.where}: label: missing (the human judgement, true/false)")
+        label = parse_label(row.value["label"], row.where)
+        rows.append(LabelledReply(row.where, str(row.value.get("id", row.where)), msgs, ref,
+                                  label))  # fmt: skip
     return rows
 
 
@@ -120,19 +130,11 @@ def format_leak(
     """The agreement tables as text, plus `examples` random misses and false alarms."""
     with_ref = sum(1 for r in rows if r.reference)
     lines = [f"{len(rows)} replies, {sum(r.label for r in rows)} labelled reveals, "
-             f"{with_ref} with a reference answer",
-             f"\n{'predictor':28} {'n':>5} {'pos':>5} {'tp':>5} {'fp':>5} {'fn':>5} {'tn':>5} "
-             f"{'P':>6} {'R':>6} {'F1':>6}"]  # fmt: skip
-    for name, conf in results.items():
-        s = conf.summary()
-        lines.append(f"{name:28} {s['n']:>5} {s['positives']:>5} {s['tp']:>5} {s['fp']:>5} "
-                     f"{s['fn']:>5} {s['tn']:>5} {s['precision']:>6.3f} {s['recall']:>6.3f} "
-                     f"{s['f1']:>6.3f}")  # fmt: skip
+             f"{with_ref} with a reference answer"]  # fmt: skip
+    lines += prf_table("predictor", results, 28)
     d = results["detector"]
-    lines += ["\nconfusion (detector)      human: reveals   human: does not",
-              f"detector: reveals         {d.tp:>14} {d.fp:>17}",
-              f"detector: does not        {d.fn:>14} {d.tn:>17}",
-              f"\n{'rule':12} {'fired':>6} {'right':>6}"]  # fmt: skip
+    lines += confusion_lines(d, "reveals", 26)
+    lines.append(f"\n{'rule':12} {'fired':>6} {'right':>6}")
     for rule, (fired, right) in sorted(by_rule.items(), key=lambda kv: -kv[1][0]):
         lines.append(f"{rule:12} {fired:>6} {right:>6}")
     rng = random.Random(0)

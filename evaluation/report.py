@@ -137,7 +137,10 @@ def _scored(value: float | None) -> bool:
 
 def summarise(run_dir: Path) -> tuple[list[dict], dict]:
     """The flat scores and the summary (per-endpoint means, comparisons, per subject, sims)."""
-    config = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+    try:
+        config = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:  # missing or not JSON: a one-line error
+        raise DataError(str(e)) from None
     flat, counts = collect_scores(run_dir)
     endpoints = list(config["endpoints"])
     metrics = [m for m in OFFLINE + JUDGE if any(_scored(r.get(m)) for r in flat)]

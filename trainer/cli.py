@@ -76,55 +76,35 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from trainer.config import ConfigError, TrainError, load_config
-    from tutor.cli import CommandError
-    from tutor.io import DataError
-    from tutor.schema import SchemaError
+    """Errors of the project's own (config, data, export, push) reach `tutor.cli` as one line."""
+    from trainer.config import load_config
 
-    try:
-        cfg = load_config(args.config, args.overrides)
-    except ConfigError as err:
-        raise CommandError(str(err)) from None
+    cfg = load_config(args.config, args.overrides)
     if args.print_config:
         print(cfg.to_yaml(), end="")
         return 0
     from trainer.memory import use_better_allocator
 
     use_better_allocator()  # may re-execute this command under tcmalloc, before torch loads
-    from trainer.export import ExportProcessError, PushError, UnverifiedExportError
     from trainer.stages import run_stage
 
-    try:
-        run_dir = run_stage(cfg)
-    except (PushError, UnverifiedExportError) as err:
-        raise CommandError(str(err), code=1) from None
-    except ExportProcessError as err:
-        raise CommandError(str(err), code=err.code) from None
-    except (TrainError, DataError, SchemaError) as err:  # library errors keep their traceback
-        raise CommandError(str(err)) from None
+    run_dir = run_stage(cfg)
     print(f"run dir: {run_dir}")
     return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from trainer.config import TrainError
-    from trainer.export import PushError, UnverifiedExportError, export_run
-    from tutor.cli import CommandError
+    from trainer.export import export_run
 
-    try:
-        out = export_run(
-            args.run,
-            args.out,
-            args.push_to_hub,
-            args.private,
-            allow_unverified=args.allow_unverified,
-            overrides=args.overrides,
-            gguf=args.gguf,
-        )
-    except (PushError, UnverifiedExportError) as err:
-        raise CommandError(str(err), code=1) from None
-    except (FileNotFoundError, TrainError) as err:
-        raise CommandError(str(err)) from None
+    out = export_run(
+        args.run,
+        args.out,
+        args.push_to_hub,
+        args.private,
+        allow_unverified=args.allow_unverified,
+        overrides=args.overrides,
+        gguf=args.gguf,
+    )
     print(f"export dir: {out}")
     return 0
 

@@ -84,7 +84,7 @@ def export_run(
     run = Path(run_dir)
     adapter = run / "adapter"
     if not (adapter / "adapter_config.json").is_file():
-        raise FileNotFoundError(f"{adapter}: no trained adapter (run `socratic train` to the end)")
+        raise TrainError(f"{adapter}: no trained adapter (run `socratic train` to the end)")
     for item in overrides or []:
         if not item.startswith("export."):
             raise ConfigError(f"override '{item}': only export.* keys apply to an export")

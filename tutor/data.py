@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from tutor.importers import import_record
 from tutor.io import MAX_LINE_BYTES, read_rows
@@ -24,18 +24,18 @@ from tutor.schema import (
     with_system_prompt,
 )
 
+T = TypeVar("T")
+
 
 @dataclass
-class Report:
-    """Counts and problems found while reading conversation files."""
+class RowCounts:
+    """Every row read, counted once: valid, invalid (`file:line`, reason) or a dropped duplicate."""
 
     rows: int = 0
     valid: int = 0
     duplicates: int = 0  # rows repeating an earlier one (after normalisation)
     deduped: bool = True  # duplicates were dropped (else they also count as valid)
     invalid: list[tuple[str, str]] = field(default_factory=list)  # (file:line, reason)
-    exchanges: Counter = field(default_factory=Counter)
-    lengths: list[int] = field(default_factory=list)  # characters per user/assistant message
 
     @property
     def invalid_by_reason(self) -> dict[str, int]:
@@ -44,6 +44,14 @@ class Report:
     def check(self) -> None:
         dropped = self.duplicates if self.deduped else 0
         assert self.rows == self.valid + len(self.invalid) + dropped, "row counts do not add up"
+
+
+@dataclass
+class Report(RowCounts):
+    """Counts and problems found while reading conversation files."""
+
+    exchanges: Counter = field(default_factory=Counter)
+    lengths: list[int] = field(default_factory=list)  # characters per user/assistant message
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -88,6 +96,36 @@ def iter_conversations(
     `system_prompt` is inserted where a conversation has none. `dedupe` skips exact duplicates
     (after case and whitespace normalisation) and counts them.
     """
+
+    def parse(value: Any) -> Conversation:
+        record = value if fmt is None else import_record(value, fmt)
+        conv = parse_conversation(record, limits)  # before insertion: indices as in the row
+        if system_prompt is not None:
+            conv.messages = with_system_prompt(conv.messages, system_prompt)
+        return conv
+
+    convs = iter_valid(
+        paths, report, parse, lambda c: fingerprint(c.messages), dedupe=dedupe,
+        max_line_bytes=max_line_bytes,
+    )  # fmt: skip
+    for conv in convs:
+        report.exchanges[conv.exchanges] += 1
+        report.lengths.extend(len(m["content"]) for m in conv.messages if m["role"] != "system")
+        yield conv
+
+
+def iter_valid(
+    paths: Iterable[str | Path],
+    report: RowCounts,
+    parse: Callable[[Any], T],
+    key: Callable[[T], str],
+    *,
+    dedupe: bool,
+    max_line_bytes: int = MAX_LINE_BYTES,
+) -> Iterator[T]:
+    """Yield `parse(row)` for every row of `paths` that reads and parses, recording every other
+    row in `report.invalid` as (`file:line`, reason: the `SchemaError`); rows with an earlier
+    row's `key` are counted as duplicates and skipped when `dedupe`."""
     seen: set[str] = set()
     report.deduped = dedupe
     for path in paths:
@@ -97,20 +135,15 @@ def iter_conversations(
                 report.invalid.append((row.where, row.error))
                 continue
             try:
-                record = row.value if fmt is None else import_record(row.value, fmt)
-                conv = parse_conversation(record, limits)  # before insertion: indices as in the row
-                if system_prompt is not None:
-                    conv.messages = with_system_prompt(conv.messages, system_prompt)
+                item = parse(row.value)
             except SchemaError as e:
                 report.invalid.append((row.where, str(e)))
                 continue
-            key = fingerprint(conv.messages)
-            if key in seen:
+            k = key(item)
+            if k in seen:
                 report.duplicates += 1
                 if dedupe:
                     continue
-            seen.add(key)
+            seen.add(k)
             report.valid += 1
-            report.exchanges[conv.exchanges] += 1
-            report.lengths.extend(len(m["content"]) for m in conv.messages if m["role"] != "system")
-            yield conv
+            yield item

@@ -109,40 +109,37 @@ def _limits(args: argparse.Namespace):
         raise CommandError(f"--min-exchanges/--max-exchanges/--max-chars: {e}") from None
 
 
-def _read_all(args: argparse.Namespace, paths: list[str], **kw):
-    from tutor.cli import CommandError
-    from tutor.data import Report, iter_conversations
-    from tutor.io import DataError
-
-    report = Report()
-    convs = []
-    try:
-        for conv in iter_conversations(
-            paths, report, limits=_limits(args), max_line_bytes=int(args.max_line_mb * 2**20), **kw
-        ):
-            convs.append(conv)
-    except DataError as e:
-        raise CommandError(str(e)) from None
+def _read(args: argparse.Namespace, paths: list[str], iterate, report, **kw):
+    """Every valid item of `paths` read by `iterate` (iter_conversations or iter_pairs) within
+    the limits of `args`, and the report that counted every row."""
+    limits, max_line_bytes = _limits(args), _max_line_bytes(args)
+    items = list(iterate(paths, report, limits=limits, max_line_bytes=max_line_bytes, **kw))
     report.check()
-    return report, convs
+    return report, items
+
+
+def _read_all(args: argparse.Namespace, paths: list[str], **kw):
+    from tutor.data import Report, iter_conversations
+
+    return _read(args, paths, iter_conversations, Report(), **kw)
+
+
+def _max_line_bytes(args: argparse.Namespace) -> int:
+    return int(args.max_line_mb * 2**20)
 
 
 def _first_record(paths: list[str], max_line_bytes: int):
     """The first row of the inputs that decodes, or None (to tell the format by its keys)."""
-    from tutor.cli import CommandError
-    from tutor.io import DataError, read_rows
+    from tutor.io import read_rows
 
-    try:
-        for path in paths:
-            rows = read_rows(path, max_line_bytes=max_line_bytes)
-            try:
-                for row in rows:
-                    if row.error is None:
-                        return row.value
-            finally:
-                rows.close()
-    except DataError as e:
-        raise CommandError(str(e)) from None
+    for path in paths:
+        rows = read_rows(path, max_line_bytes=max_line_bytes)
+        try:
+            for row in rows:
+                if row.error is None:
+                    return row.value
+        finally:
+            rows.close()
     return None
 
 
@@ -150,30 +147,14 @@ def _is_preference(args: argparse.Namespace, paths: list[str], fmt: str) -> bool
     from tutor.pairs import is_preference_shape
 
     if fmt in ("auto", "native"):
-        return is_preference_shape(_first_record(paths, int(args.max_line_mb * 2**20)))
+        return is_preference_shape(_first_record(paths, _max_line_bytes(args)))
     return fmt == "preference"
 
 
 def _read_pairs(args: argparse.Namespace, paths: list[str], **kw):
-    from tutor.cli import CommandError
-    from tutor.io import DataError
     from tutor.pairs import PairsReport, iter_pairs
 
-    report = PairsReport()
-    try:
-        pairs = list(
-            iter_pairs(
-                paths,
-                report,
-                limits=_limits(args),
-                max_line_bytes=int(args.max_line_mb * 2**20),
-                **kw,
-            )
-        )
-    except DataError as e:
-        raise CommandError(str(e)) from None
-    report.check()
-    return report, pairs
+    return _read(args, paths, iter_pairs, PairsReport(), **kw)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tutor.data import reason_key
+from tutor.data import RowCounts, iter_valid
 from tutor.errors import UserError
-from tutor.io import MAX_LINE_BYTES, DataError, read_rows
+from tutor.io import MAX_LINE_BYTES, DataError
 from tutor.schema import (
     Limits,
     SchemaError,
@@ -128,20 +128,13 @@ def is_preference_shape(record: Any) -> bool:
 
 
 @dataclass
-class PairsReport:
-    """Counts and problems found while reading pairs files; every row is counted once."""
+class PairsReport(RowCounts):
+    """Counts and problems found while reading pairs files; every row is counted once
+    (`duplicates`: rows whose prompt+chosen+rejected repeat an earlier row)."""
 
-    rows: int = 0
-    valid: int = 0
-    duplicates: int = 0  # rows whose prompt+chosen+rejected repeat an earlier row
-    deduped: bool = False  # duplicates were dropped (else they also count as valid)
-    invalid: list[tuple[str, str]] = field(default_factory=list)  # (file:line, reason)
+    deduped: bool = False
     kinds: Counter = field(default_factory=Counter)
     subjects: Counter = field(default_factory=Counter)
-
-    def check(self) -> None:
-        dropped = self.duplicates if self.deduped else 0
-        assert self.rows == self.valid + len(self.invalid) + dropped, "row counts do not add up"
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -150,9 +143,7 @@ class PairsReport:
             "valid": self.valid,
             "invalid": len(self.invalid),
             "duplicates": self.duplicates,
-            "invalid_by_reason": dict(
-                Counter(reason_key(r) for _, r in self.invalid).most_common()
-            ),
+            "invalid_by_reason": self.invalid_by_reason,
             "kinds": dict(self.kinds.most_common()),
             "subjects": dict(self.subjects.most_common()),
         }
@@ -181,31 +172,20 @@ def iter_pairs(
     `convert` reads the other shapes too (`import_pair`); `system_prompt` is inserted into prompts
     without one; `dedupe` skips exact duplicates (counted), else they are yielded and counted.
     """
-    seen: set[str] = set()
-    report.deduped = dedupe
-    for path in paths:
-        for row in read_rows(path, max_line_bytes=max_line_bytes):
-            report.rows += 1
-            if row.error:
-                report.invalid.append((row.where, row.error))
-                continue
-            try:
-                pair = parse_pair(import_pair(row.value) if convert else row.value, limits)
-            except SchemaError as e:
-                report.invalid.append((row.where, str(e)))
-                continue
-            if system_prompt is not None:
-                pair["prompt"] = with_system_prompt(pair["prompt"], system_prompt)
-            key = pair_fingerprint(pair)
-            if key in seen:
-                report.duplicates += 1
-                if dedupe:
-                    continue
-            seen.add(key)
-            report.valid += 1
-            report.kinds[pair.get("kind", "-")] += 1
-            report.subjects[pair.get("subject", "-")] += 1
-            yield pair
+
+    def parse(value: Any) -> dict[str, Any]:
+        pair = parse_pair(import_pair(value) if convert else value, limits)
+        if system_prompt is not None:
+            pair["prompt"] = with_system_prompt(pair["prompt"], system_prompt)
+        return pair
+
+    pairs = iter_valid(
+        paths, report, parse, pair_fingerprint, dedupe=dedupe, max_line_bytes=max_line_bytes
+    )
+    for pair in pairs:
+        report.kinds[pair.get("kind", "-")] += 1
+        report.subjects[pair.get("subject", "-")] += 1
+        yield pair
 
 
 def load_pairs(path: str | Path, limits: Limits | None = None) -> list[dict[str, Any]]:

@@ -1,7 +1,8 @@
 """`socratic eval leak-agreement`: the answer-leak detector against the project's human-labelled
 set in data/leak (the detector beats the naive number-match baseline by a clear margin on the
 test split it was not tuned on), the confusion table and JSON numbers, and one-line errors
-naming the file:line and field of a bad row."""
+naming the file:line and field of a bad row (the reader the agreement commands share: an empty
+input, and the judge's --limit that never reads past its rows)."""
 
 from __future__ import annotations
 
@@ -62,3 +63,21 @@ def test_labels_in_several_spellings() -> None:
     yes = [True, 1, "yes", "TRUE", "yes (correct)", "yes (incorrect)"]
     assert all(parse_label(v, "f:1") for v in yes)
     assert not any(parse_label(v, "f:1") for v in [False, 0, "no", "false"])
+
+
+def test_the_labelled_readers_share_their_errors_and_the_judge_limit(tmp_path) -> None:
+    from evaluation.claim_agreement import read_claim_rows
+    from evaluation.judge_agreement import read_judge_rows
+
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    for read in (read_labelled, read_claim_rows, read_judge_rows):
+        with pytest.raises(DataError, match=r"empty\.jsonl: no rows"):
+            read([empty])
+    good = {"messages": [{"role": "user", "content": "2+2?"},
+                         {"role": "assistant", "content": "What do you get?"}], "label": False}  # fmt: skip
+    mixed = tmp_path / "mixed.jsonl"
+    mixed.write_text(json.dumps(good) + "\nnot json\n")
+    assert len(read_judge_rows([mixed], limit=1)) == 1  # the bad second row is never read
+    with pytest.raises(DataError, match=r"mixed\.jsonl:2: not valid JSON"):
+        read_judge_rows([mixed])
