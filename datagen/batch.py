@@ -25,7 +25,7 @@ from typing import Any
 from datagen.batch_lines import Line, read_results, request_line
 from datagen.client import CallStats, FatalError, ParamFallback
 from datagen.cost import cost_usd
-from datagen.job import GenerateArgs, Manifest, log
+from datagen.job import GenerateArgs, Manifest, log, noting_stop
 from datagen.session import Session
 from datagen.store import expand, ranges, read_manifest, side_file, write_manifest
 from tutor.io import DataError, atomic_open
@@ -46,17 +46,9 @@ def make_backend(args: GenerateArgs, folder: Path):
 
 
 class BatchRun:
-    def __init__(
-        self,
-        args: GenerateArgs,
-        template: str,
-        critic_template: str | None,
-        topics: list,
-        previous: dict[str, Any] | None,
-        session_cls: type[Session] = Session,  # datagen.pairs_gen.PairSession for --pairs
-    ):
-        self.args = args
-        self.session = session_cls(args, template, critic_template, topics, previous)
+    def __init__(self, session: Session):  # a datagen.pairs_gen.PairSession for --pairs
+        self.args = args = session.args
+        self.session = session
         self.stats = CallStats()
         self.params = ParamFallback(self.stats.adaptations)
         self.folder = side_file(args.out, "batches")
@@ -81,15 +73,10 @@ class BatchRun:
         s.progress_bar()
         self._write_manifest()
         try:
-            if args.cancel_batch:
-                self._cancel()
-            self._loop()
-        except FatalError as e:
-            self.stop_reason = f"error: {e}"
-            raise
-        except BaseException:
-            self.stop_reason = "interrupted"
-            raise
+            with noting_stop(self):
+                if args.cancel_batch:
+                    self._cancel()
+                self._loop()
         finally:
             self.backend.close()
             manifest = self._write_manifest()

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
 
 from datagen.job import Counts, GenerateArgs, Manifest, log, max_tokens_for, summary_line
 from datagen.prompting import DEFAULT_TOPICS, check_template, load_topics, select_topics
@@ -58,22 +57,24 @@ async def arun_generation(args: GenerateArgs) -> Manifest:
     endpoint cannot be used, `DataError` on unusable inputs, `ValueError` on bad settings.
     A batch run (`args.batch`) blocks the event loop until it ends: it only waits and polls."""
     args.check()
-    kw: dict[str, Any] = {}
+    from datagen.session import Session  # the shared run logic; imports openai
+
+    session_cls: type[Session] = Session
     if args.pairs:
         from datagen.pairs_gen import PairSession
         from datagen.pairs_prompting import load_pair_inputs
 
-        inputs, kw["session_cls"] = load_pair_inputs(args), PairSession
+        inputs, session_cls = load_pair_inputs(args), PairSession
     else:
         inputs = load_inputs(args)
-    previous = read_manifest(side_file(args.out, "manifest.json"))
+    session = session_cls(args, *inputs, read_manifest(side_file(args.out, "manifest.json")))
     if args.batch:
         from datagen.batch import BatchRun
 
-        return BatchRun(args, *inputs, previous=previous, **kw).execute()
+        return BatchRun(session).execute()
     from datagen.realtime import Run  # the engine; imports openai
 
-    return await Run(args, *inputs, previous=previous, **kw).execute()
+    return await Run(session).execute()
 
 
 def run_generation(args: GenerateArgs) -> Manifest:

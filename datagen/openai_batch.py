@@ -14,18 +14,16 @@ Control calls use the openai client's own retries; anything that still fails is 
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import openai
-from tqdm import tqdm
 
 from datagen.batch_lines import ENDPOINT
 from datagen.client import FatalError, error_message
-from datagen.job import GenerateArgs, log
+from datagen.job import GenerateArgs, log, round_bar
 from tutor.io import atomic_open
 
 TERMINAL = ("completed", "failed", "expired", "cancelled")
@@ -102,14 +100,7 @@ class OpenAIBatches:
         return None
 
     def _wait(self, batch_id: str, rnd: dict[str, Any]) -> Any:
-        bar = tqdm(
-            desc=f"round {rnd['n']} {rnd['kind']}",
-            unit="req",
-            position=1,
-            leave=False,
-            disable=not self.args.progress,
-            file=sys.stderr,
-        )
+        bar = round_bar(self.args, rnd)
         try:
             while True:
                 batch = self._call(self.client.batches.retrieve, batch_id)

@@ -27,7 +27,7 @@ from typing import Any
 
 from datagen.client import Reply
 from datagen.extract import extract_object
-from datagen.job import Candidate, GenerateArgs, Manifest, Outcome, log
+from datagen.job import Candidate, GenerateArgs, Manifest, Outcome
 from datagen.pairs_prompting import (
     CRITIC_FORMAT,
     LENGTH_RATIO,
@@ -40,7 +40,6 @@ from datagen.pairs_prompting import (
 )
 from datagen.quality import Rejected
 from datagen.session import Session
-from datagen.store import Appender, expand, side_file
 from tutor.data import reason_key
 from tutor.io import DataError
 from tutor.pairs import KINDS, PairsReport, iter_pairs, pair_fingerprint, parse_pair
@@ -63,6 +62,9 @@ class _ExactKeys:
 class PairSession(Session):
     """A `Session` whose requests are source turns and whose candidates are preference pairs."""
 
+    UNIT = "pairs"
+    TRUNCATED_NOTE = ""
+
     def __init__(
         self,
         args: GenerateArgs,
@@ -76,38 +78,21 @@ class PairSession(Session):
         self.k = 1
         self.deduper = _ExactKeys()
 
-    def open(self) -> None:
-        """Lock and recover the output, count its pairs and seed the deduper, open the side logs."""
-        args = self.args
-        self.out = Appender(args.out, sync=args.fsync)
-        try:
-            if self.out.truncated:
-                log(f"{args.out}: removed a partial last line ({self.out.truncated} bytes)")
-            report, requests = PairsReport(), set()
-            for pair in iter_pairs([args.out], report, limits=SOURCE_LIMITS):
-                self.deduper.add(pair_fingerprint(pair))
-                request = (pair.get("meta") or {}).get("request")
-                if isinstance(request, int):
-                    requests.add(request)
-            if report.invalid:
-                where, reason = report.invalid[0]
-                raise DataError(
-                    f"{len(report.invalid)} invalid row(s) in the file to extend (first: "
-                    f"{where}: {reason}); check it with `socratic data validate`"
-                )
-            self.have = report.valid
-            self.done = requests | expand(self.previous.get("requests_done", []))
-            self.critique_log = Appender(
-                side_file(args.out, "critique.jsonl"), lock=False, sync=False
+    def read_output(self) -> tuple[int, set[int]]:
+        """Seed the deduper from the output's pairs; their count and the requests they record."""
+        report, requests = PairsReport(), set()
+        for pair in iter_pairs([self.args.out], report, limits=SOURCE_LIMITS):
+            self.deduper.add(pair_fingerprint(pair))
+            request = (pair.get("meta") or {}).get("request")
+            if isinstance(request, int):
+                requests.add(request)
+        if report.invalid:
+            where, reason = report.invalid[0]
+            raise DataError(
+                f"{len(report.invalid)} invalid row(s) in the file to extend (first: "
+                f"{where}: {reason}); check it with `socratic data validate`"
             )
-            self.reject_log = Appender(
-                side_file(args.out, "rejected.jsonl"), lock=False, sync=False
-            )
-        except BaseException:
-            self.close()
-            raise
-        if self.have:
-            log(f"resuming: {self.have} of {args.n} pairs already in {args.out}")
+        return report.valid, requests
 
     def plan(self, index: int) -> PairPlan:
         """Request `index` pairs source turn `index mod turns` (a later lap samples anew)."""

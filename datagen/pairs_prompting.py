@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from datagen.job import GenerateArgs
-from tutor.io import DataError, read_rows
+from datagen.store import valid_rows
+from tutor.io import DataError
 from tutor.pairs import KINDS
 from tutor.paths import PROMPTS_DIR
 from tutor.prompts import TUTOR_SYSTEM_PROMPT
-from tutor.schema import Limits, SchemaError, parse_conversation, with_system_prompt
+from tutor.schema import Limits, with_system_prompt
 
 DEFAULT_PAIRS_TEMPLATE = PROMPTS_DIR / "pairs_prompt.txt"
 DEFAULT_PAIRS_CRITIC_TEMPLATE = PROMPTS_DIR / "pairs_critic_prompt.txt"
@@ -64,14 +65,7 @@ class PairPlan:
 def source_turns(path: Path, seed: int) -> SourceTurns:
     """Every tutor turn of a conversation file that can anchor a pair, in a seeded order."""
     out, bad = SourceTurns(path=str(path)), []
-    for row in read_rows(path):
-        try:
-            if row.error:
-                raise SchemaError(row.error)
-            conv = parse_conversation(row.value, SOURCE_LIMITS)
-        except SchemaError as e:
-            bad.append(f"{row.where}: {e}")
-            continue
+    for where, conv in valid_rows(path, SOURCE_LIMITS, bad):
         out.conversations += 1
         msgs = with_system_prompt(conv.messages, TUTOR_SYSTEM_PROMPT)
         claims = conv.meta.get("claims")
@@ -89,7 +83,7 @@ def source_turns(path: Path, seed: int) -> SourceTurns:
             subject = conv.meta.get("subject")
             out.turns.append(
                 SourceTurn(
-                    row.where,
+                    where,
                     i + 1,
                     msgs[: i + 1],
                     msgs[i + 1]["content"],

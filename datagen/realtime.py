@@ -13,10 +13,9 @@ import asyncio
 import itertools
 import math
 import time
-from typing import Any
 
-from datagen.client import Endpoint, FatalError, RequestFailed, RetryPolicy
-from datagen.job import Candidate, GenerateArgs, Manifest, Outcome, log
+from datagen.client import Endpoint, RequestFailed, RetryPolicy
+from datagen.job import Candidate, Manifest, Outcome, log, noting_stop
 from datagen.prompting import RequestPlan
 from datagen.session import Session
 
@@ -24,17 +23,9 @@ _CHECKPOINT_S = 1.0  # manifest rewrite interval while running
 
 
 class Run:
-    def __init__(
-        self,
-        args: GenerateArgs,
-        template: str,
-        critic_template: str | None,
-        topics: list,
-        previous: dict[str, Any] | None,
-        session_cls: type[Session] = Session,  # datagen.pairs_gen.PairSession for --pairs
-    ):
-        self.args = args
-        self.session = session_cls(args, template, critic_template, topics, previous)
+    def __init__(self, session: Session):  # a datagen.pairs_gen.PairSession for --pairs
+        self.args = session.args
+        self.session = session
         self.generating: set[int] = set()  # requests waiting for their reply
         self.stop_reason = "running"
         self.launched = self.cancelled = 0
@@ -56,13 +47,8 @@ class Run:
         )
         s.progress_bar()
         try:
-            await self._loop()
-        except FatalError as e:
-            self.stop_reason = f"error: {e}"
-            raise
-        except BaseException:
-            self.stop_reason = "interrupted"
-            raise
+            with noting_stop(self):
+                await self._loop()
         finally:
             await self.endpoint.close()
             manifest = self._write_manifest()

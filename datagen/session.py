@@ -41,14 +41,11 @@ _READ_LIMITS = Limits(min_exchanges=1, max_exchanges=1000, max_chars=10**7)  # e
 
 
 class Session:
-    def __init__(
-        self,
-        args: GenerateArgs,
-        template: str,
-        critic_template: str | None,
-        topics: list,
-        previous: dict[str, Any] | None,
-    ):
+    UNIT = "conversations"  # what a row of the output is
+    TRUNCATED_NOTE = " left by an interrupted run; it was never counted"
+
+    def __init__(self, args: GenerateArgs, template: str, critic_template: str | None,
+                 topics: list, previous: dict[str, Any] | None):  # fmt: skip
         self.args, self.template, self.critic_template = args, template, critic_template
         self.topics = topics
         self.previous = previous or {}
@@ -70,23 +67,10 @@ class Session:
         self.out = Appender(args.out, sync=args.fsync)
         try:
             if self.out.truncated:
-                log(
-                    f"{args.out}: removed a partial last line ({self.out.truncated} bytes) left "
-                    "by an interrupted run; it was never counted"
-                )
-            existing = read_existing(args.out, _READ_LIMITS)
-            self.have = existing.count
-            for messages in existing.messages:
-                self.deduper.add(self.deduper.keys(messages))
-            for path in args.dedupe_against:
-                report = Report()
-                for conv in iter_conversations([path], report, limits=_READ_LIMITS):
-                    self.deduper.add(self.deduper.keys(conv.messages))
-                log(
-                    f"dedupe against {path}: {report.valid} conversations "
-                    f"({len(report.invalid)} invalid rows ignored)"
-                )
-            self.done = existing.requests | expand(self.previous.get("requests_done", []))
+                log(f"{args.out}: removed a partial last line ({self.out.truncated} bytes)"
+                    + self.TRUNCATED_NOTE)  # fmt: skip
+            self.have, requests = self.read_output()
+            self.done = requests | expand(self.previous.get("requests_done", []))
             self.critique_log = Appender(
                 side_file(args.out, "critique.jsonl"), lock=False, sync=False
             )
@@ -97,7 +81,23 @@ class Session:
             self.close()
             raise
         if self.have:
-            log(f"resuming: {self.have} of {args.n} conversations already in {args.out}")
+            log(f"resuming: {self.have} of {args.n} {self.UNIT} already in {args.out}")
+
+    def read_output(self) -> tuple[int, set[int]]:
+        """Seed the deduper from the output and --dedupe-against; the output's rows and requests."""
+        args = self.args
+        existing = read_existing(args.out, _READ_LIMITS)
+        for messages in existing.messages:
+            self.deduper.add(self.deduper.keys(messages))
+        for path in args.dedupe_against:
+            report = Report()
+            for conv in iter_conversations([path], report, limits=_READ_LIMITS):
+                self.deduper.add(self.deduper.keys(conv.messages))
+            log(
+                f"dedupe against {path}: {report.valid} conversations "
+                f"({len(report.invalid)} invalid rows ignored)"
+            )
+        return existing.count, existing.requests
 
     def close(self) -> None:
         if self.bar is not None:

@@ -18,12 +18,13 @@ import fcntl
 import hashlib
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tutor.io import DataError, atomic_open, read_rows
-from tutor.schema import Limits, SchemaError, parse_conversation
+from tutor.schema import Conversation, Limits, SchemaError, parse_conversation
 
 
 def side_file(out: Path, kind: str) -> Path:
@@ -93,12 +94,9 @@ class Existing:
         return len(self.messages)
 
 
-def read_existing(path: Path, limits: Limits) -> Existing:
-    """Load every conversation of a file being extended; raise `DataError` on an invalid row."""
-    out = Existing()
-    if not path.exists() or path.stat().st_size == 0:
-        return out
-    bad = []
+def valid_rows(path: Path, limits: Limits, bad: list[str]) -> Iterator[tuple[str, Conversation]]:
+    """(file:line, conversation) for every valid row of a conversation file; every other row is
+    appended to `bad` as `file:line: reason`."""
     for row in read_rows(path):
         try:
             if row.error:
@@ -107,6 +105,16 @@ def read_existing(path: Path, limits: Limits) -> Existing:
         except SchemaError as e:
             bad.append(f"{row.where}: {e}")
             continue
+        yield row.where, conv
+
+
+def read_existing(path: Path, limits: Limits) -> Existing:
+    """Load every conversation of a file being extended; raise `DataError` on an invalid row."""
+    out = Existing()
+    if not path.exists() or path.stat().st_size == 0:
+        return out
+    bad: list[str] = []
+    for _where, conv in valid_rows(path, limits, bad):
         out.messages.append(conv.messages)
         if isinstance(conv.meta.get("request"), int):
             out.requests.add(conv.meta["request"])

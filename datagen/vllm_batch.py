@@ -25,10 +25,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
 from datagen.client import FatalError
-from datagen.job import GenerateArgs, log
+from datagen.job import GenerateArgs, log, round_bar
 from tutor.proc import stop_process
 from tutor.vllm import (
     VllmError,
@@ -110,15 +108,7 @@ class VllmBatches:
             )
         except OSError as e:
             raise FatalError(f"cannot run {describe(self.install)}: {e.strerror}") from None
-        bar = tqdm(
-            total=len(rnd["ids"]),
-            desc=f"round {rnd['n']} {rnd['kind']} (vLLM)",
-            unit="req",
-            position=1,
-            leave=False,
-            disable=not self.args.progress,
-            file=sys.stderr,
-        )
+        bar = round_bar(self.args, rnd, total=len(rnd["ids"]), what=" (vLLM)")
         try:
             while proc.poll() is None:
                 time.sleep(_POLL_S)

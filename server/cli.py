@@ -6,164 +6,82 @@
     socratic chat --url http://127.0.0.1:8000
 
 Every `serve` flag can also come from the environment variable named in its help; a flag wins over
-the variable, which wins over the default. Only argparse and stdlib are imported here.
+the variable, which wins over the default. A flag's type, variable and default are those of its
+field in server/settings.py; only that light module is imported here (the engine and the gateway
+load inside the command).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 
+from server.settings import EngineSpec, ServeOptions, Settings
 from tutor.cli import CommandError
+from tutor.flags import add_flag
 
-# (flag, target, type, env var, default, help). target: which object receives it.
-SERVE_FLAGS: tuple[tuple[str, str, type, str, object, str], ...] = (
-    (
-        "--model",
-        "spec",
-        str,
-        "MODEL",
-        None,
-        "merged model dir or hub id (the base model with --lora-adapter)",
-    ),
+TARGETS = {"spec": EngineSpec, "settings": Settings, "serve": ServeOptions}
+TEMPLATE = "{help} (env {env}; default {shown})"
+
+# (flag, target, help): the type, the environment variable (the field's name, upper-case) and
+# the default come from the field of the target's dataclass (server/settings.py).
+SERVE_FLAGS: tuple[tuple[str, str, str], ...] = (
+    ("--model", "spec", "merged model dir or hub id (the base model with --lora-adapter)"),
     (
         "--engine",
         "spec",
-        str,
-        "ENGINE",
-        "auto",
         "auto | vllm | transformers (auto: vllm when a usable vLLM is found: VLLM_CMD, "
         "VLLM_PYTHON, .venv-vllm from `make vllm`, or `vllm` on PATH with CUDA)",
     ),
-    ("--host", "settings", str, "HOST", "127.0.0.1", "gateway bind address"),
-    ("--port", "settings", int, "PORT", 8000, "gateway port"),
+    ("--host", "settings", "gateway bind address"),
+    ("--port", "settings", "gateway port"),
     (
         "--api-key",
         "settings",
-        str,
-        "API_KEYS",
-        "",
         "accepted Bearer key; repeat the flag, or comma-separate in API_KEYS (none = no auth)",
     ),
-    (
-        "--served-model-name",
-        "spec",
-        str,
-        "SERVED_MODEL_NAME",
-        "socratic-tutor",
-        "the model name clients see",
-    ),
+    ("--served-model-name", "spec", "the model name clients see"),
     (
         "--lora-adapter",
         "spec",
-        str,
-        "LORA_ADAPTER",
-        None,
         "LoRA adapter dir served on top of --model (vllm only): the adapter answers as "
         "--served-model-name, the base model as <that name>-base",
     ),
     (
         "--max-lora-rank",
         "spec",
-        int,
-        "MAX_LORA_RANK",
-        None,
         "vllm --max-lora-rank; rounded up to one vLLM accepts (1, 8, 16, 32, 64, ...; "
         "none = the adapter's r)",
     ),
-    ("--engine-port", "spec", int, "ENGINE_PORT", 8001, "engine port on 127.0.0.1"),
+    ("--engine-port", "spec", "engine port on 127.0.0.1"),
     (
         "--engine-url",
         "settings",
-        str,
-        "ENGINE_URL",
-        None,
         "an OpenAI-compatible engine already running (e.g. a vllm container): start none, "
         "only the gateway in front of it",
     ),
-    (
-        "--engine-start-timeout-s",
-        "spec",
-        float,
-        "ENGINE_START_TIMEOUT_S",
-        900.0,
-        "seconds to wait for the engine's health",
-    ),
-    (
-        "--engine-max-restarts",
-        "serve",
-        int,
-        "ENGINE_MAX_RESTARTS",
-        2,
-        "restarts of a dead engine before exiting 1",
-    ),
+    ("--engine-start-timeout-s", "spec", "seconds to wait for the engine's health"),
+    ("--engine-max-restarts", "serve", "restarts of a dead engine before exiting 1"),
     (
         "--system-prompt-policy",
         "settings",
-        str,
-        "SYSTEM_PROMPT_POLICY",
-        "keep",
         "a client's own system message: keep | replace | prepend the tutor prompt",
     ),
-    (
-        "--max-tokens-cap",
-        "settings",
-        int,
-        "MAX_TOKENS_CAP",
-        2048,
-        "largest max_tokens a request may ask, tokens",
-    ),
-    (
-        "--default-max-tokens",
-        "settings",
-        int,
-        "DEFAULT_MAX_TOKENS",
-        512,
-        "max_tokens when a request gives none, tokens",
-    ),
-    (
-        "--request-timeout-s",
-        "settings",
-        float,
-        "REQUEST_TIMEOUT_S",
-        120.0,
-        "seconds the engine may stay silent before a 504",
-    ),
-    ("--log-level", "settings", str, "LOG_LEVEL", "INFO", "DEBUG also logs message text"),
+    ("--max-tokens-cap", "settings", "largest max_tokens a request may ask, tokens"),
+    ("--default-max-tokens", "settings", "max_tokens when a request gives none, tokens"),
+    ("--request-timeout-s", "settings", "seconds the engine may stay silent before a 504"),
+    ("--log-level", "settings", "DEBUG also logs message text"),
     (
         "--dtype",
         "spec",
-        str,
-        "DTYPE",
-        None,
         "engine dtype: auto | bfloat16 | float16 | float32 (none: vllm on CPU float32, else auto)",
     ),
-    ("--max-model-len", "spec", int, "MAX_MODEL_LEN", None, "vllm context length, tokens"),
-    (
-        "--gpu-memory-utilization",
-        "spec",
-        float,
-        "GPU_MEMORY_UTILIZATION",
-        None,
-        "vllm GPU memory fraction, 0..1",
-    ),
-    ("--tensor-parallel-size", "spec", int, "TENSOR_PARALLEL_SIZE", None, "vllm GPUs per model"),
-    (
-        "--quantization",
-        "spec",
-        str,
-        "QUANTIZATION",
-        None,
-        "vllm quantization method (awq, gptq, fp8, ...)",
-    ),
-    (
-        "--vllm-extra-args",
-        "spec",
-        str,
-        "VLLM_EXTRA_ARGS",
-        None,
-        "more vllm serve flags, appended last",
-    ),
+    ("--max-model-len", "spec", "vllm context length, tokens"),
+    ("--gpu-memory-utilization", "spec", "vllm GPU memory fraction, 0..1"),
+    ("--tensor-parallel-size", "spec", "vllm GPUs per model"),
+    ("--quantization", "spec", "vllm quantization method (awq, gptq, fp8, ...)"),
+    ("--vllm-extra-args", "spec", "more vllm serve flags, appended last"),
 )
 
 
@@ -176,12 +94,11 @@ def register(root: argparse._SubParsersAction) -> None:
         "/v1/chat/completions, /v1/models, /health, /ready, /metrics, and the student chat page "
         "at / (env WEB_UI; default 1, 0 = off). More settings (limits, keys) in docs/serving.md.",
     )
-    for flag, _target, type_, env, default, text in SERVE_FLAGS:
-        shown = "none" if default in (None, "") else default
-        kwargs = {"action": "append"} if flag == "--api-key" else {"type": type_}
-        serve.add_argument(
-            flag, default=None, help=f"{text} (env {env}; default {shown})", **kwargs
-        )
+    for flag, target, text in SERVE_FLAGS:
+        f = _field(flag, target)
+        extra = {"action": "append", "metavar": "API_KEY"} if flag == "--api-key" else {}
+        show = "none" if flag == "--engine-url" else None  # unset: start an engine
+        add_flag(serve, f, flag, text, template=TEMPLATE, default=None, show=show, **extra)
     serve.set_defaults(func=cmd_serve)
 
     chat = root.add_parser(
@@ -209,22 +126,27 @@ def register(root: argparse._SubParsersAction) -> None:
     chat.set_defaults(func=cmd_chat)
 
 
+def _field(flag: str, target: str) -> dataclasses.Field:
+    """The dataclass field behind a `serve` flag (--api-key fills `api_keys`)."""
+    name = "api_keys" if flag == "--api-key" else flag[2:].replace("-", "_")
+    return next(f for f in dataclasses.fields(TARGETS[target]) if f.name == name)
+
+
 def _collect(args: argparse.Namespace) -> dict[str, dict]:
-    """CLI values that were given, grouped by target, converted to the dataclass field names."""
-    given: dict[str, dict] = {"spec": {}, "settings": {}, "serve": {}}
-    for flag, target, _type, _env, _default, _text in SERVE_FLAGS:
-        value = getattr(args, flag[2:].replace("-", "_"))
+    """CLI values that were given, grouped by target, by dataclass field name."""
+    given: dict[str, dict] = {target: {} for target in TARGETS}
+    for flag, target, _text in SERVE_FLAGS:
+        name = _field(flag, target).name
+        value = getattr(args, name)
         if value is None:
             continue
-        name = flag[2:].replace("-", "_")
         if flag == "--api-key":
-            name, value = "api_keys", tuple(k for v in value for k in v.split(",") if k)
+            value = tuple(k for v in value for k in v.split(",") if k)
         given[target][name] = value
     return given
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from server.engine import EngineSpec
     from server.launch import serve_foreground
     from server.settings import env_number
 
@@ -238,7 +160,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         spec = EngineSpec.from_env(os.environ, **given["spec"])
         restarts = given["serve"].get("engine_max_restarts")
         if restarts is None:
-            restarts = env_number(os.environ, "ENGINE_MAX_RESTARTS", 2)
+            restarts = env_number(
+                os.environ, "ENGINE_MAX_RESTARTS", ServeOptions.engine_max_restarts
+            )
         return serve_foreground(spec, given["settings"], restarts)
     except ValueError as e:  # SettingsError included; EngineError reaches tutor.cli (exit 1)
         raise CommandError(str(e), code=1) from None

@@ -20,19 +20,20 @@ import collections
 import dataclasses
 import json
 import os
-import re
 import shlex
 import subprocess
 import sys
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from server.settings import Settings
-from server.vllm_flags import FlagError, vllm_env_flags, with_aliases
-from tutor.errors import UserError
+from server.settings import (  # EngineSpec and its errors are importable from here too
+    ENGINES,
+    EngineError,
+    EngineSpec,
+    Settings,
+)
+from server.vllm_flags import FlagError, vllm_env_flags
 from tutor.proc import StartError, stop_process, wait_healthy
 from tutor.vllm import (  # CPU_ENV: VLLM_CPU_KVCACHE_SPACE default on CPU (GiB)
     CPU_ENV,
@@ -44,95 +45,15 @@ from tutor.vllm import (  # CPU_ENV: VLLM_CPU_KVCACHE_SPACE default on CPU (GiB)
     vllm_usable,
 )
 
-ENGINES = ("auto", "vllm", "transformers")
 IM_END = "<|im_end|>"
-HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")  # owner/name
 # vllm/config/lora.py MaxLoRARanks: any other --max-lora-rank stops vLLM at start-up.
 VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
-
-
-class EngineError(UserError, RuntimeError):
-    """The engine could not be started or died; the message ends with its last log lines."""
-
-    exit_code = 1
-
-
-@dataclass(frozen=True)
-class EngineSpec:
-    """What to serve and how; every field is also an environment variable (upper-case name)."""
-
-    model: str  # MODEL: merged model dir or hub id (the base model when LORA_ADAPTER is set)
-    engine: str = "auto"  # ENGINE: auto | vllm | transformers
-    served_model_name: str = "socratic-tutor"
-    engine_host: str = "127.0.0.1"
-    engine_port: int = 8001
-    max_model_len: int | None = None  # tokens
-    gpu_memory_utilization: float | None = None  # fraction of GPU memory for vLLM, 0..1
-    tensor_parallel_size: int | None = None
-    dtype: str | None = None  # auto | bfloat16 | float16 | float32
-    quantization: str | None = None  # e.g. awq, gptq, bitsandbytes, fp8 (vLLM names)
-    lora_adapter: str | None = None  # LoRA adapter dir served on top of MODEL (vLLM only)
-    max_lora_rank: int | None = None  # default: the adapter's `r`; rounded up to vLLM's ranks
-    vllm_extra_args: str = ""  # appended last, shell-split
-    device: str = "auto"  # transformers engine: auto | cpu | cuda:0
-    engine_start_timeout_s: float = 900.0
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> EngineSpec:
-        env = with_aliases(os.environ if env is None else env)  # MODEL_NAME -> MODEL, ...
-        values: dict[str, Any] = {}
-        for field in dataclasses.fields(cls):
-            raw = env.get(field.name.upper(), "")
-            if field.name in overrides or raw == "":
-                continue
-            values[field.name] = _convert(field.name, raw, field.type)
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        if not values.get("model"):
-            raise EngineError("MODEL: no model given (a model directory or a hub id)")
-        for name in ("model", "lora_adapter"):
-            values[name] = local_dir(name.upper(), values.get(name))
-        if values.get("engine", "auto") not in ENGINES:
-            raise EngineError(f"ENGINE: {values['engine']!r} is not one of {ENGINES}")
-        return cls(**values)
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.engine_host}:{self.engine_port}"
-
-    @property
-    def health_url(self) -> str:
-        return self.url + "/health"
 
 
 # Variables the project reads itself: never mapped to `vllm serve` flags by name.
 OWN_VARIABLES = frozenset(
     f.name.upper() for f in (*dataclasses.fields(EngineSpec), *dataclasses.fields(Settings))
 )
-
-
-def local_dir(name: str, value: str | None) -> str | None:
-    """`value` with ~ expanded when it reads as a local path (absolute, ./, ../, ~, or more parts
-    than a hub id's owner/name); EngineError naming `name` when that directory is missing."""
-    if not value or not (
-        value.startswith(("/", "./", "../", "~"))
-        or (os.sep in value and not HUB_ID.fullmatch(value))
-    ):
-        return value
-    path = Path(value).expanduser()
-    if not path.is_dir():
-        raise EngineError(f"{name}: no such directory: {value}")
-    return str(path)
-
-
-def _convert(name: str, raw: str, type_: str) -> Any:
-    try:
-        if "int" in type_:
-            return int(raw)
-        if "float" in type_:
-            return float(raw)
-    except ValueError:
-        raise EngineError(f"{name.upper()}: expected a number, got {raw!r}") from None
-    return raw
 
 
 def resolve_engine(requested: str, vllm: bool | None = None) -> str:

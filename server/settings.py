@@ -1,18 +1,22 @@
-"""Gateway settings: read from environment variables once into a typed, frozen object.
+"""Serving settings: read from environment variables once into typed, frozen objects: the
+gateway's (`Settings`), the engine's (`EngineSpec`) and `socratic serve`'s own (`ServeOptions`).
 
     settings = Settings.from_env()                       # os.environ
     settings = Settings.from_env(env, engine_url="...")  # explicit values win over env
+    spec = EngineSpec.from_env(model="runs/tiny-tutor/merged")
 
-Every field has an environment variable (upper-case name in `ENV`) and a default; docs/serving.md
-lists them all. Bad values fail at start-up with one line naming the variable.
+Every field has an environment variable (its upper-case name) and a default, read by one rule
+(`tutor.flags.env_values`); the flags of `socratic serve` take their types and defaults from these
+fields. docs/serving.md lists them all. Bad values fail at start-up with one line naming the
+variable. Light imports only: the CLI reads this at start-up.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,14 +24,23 @@ from typing import Any
 
 from server.vllm_flags import with_aliases
 from tutor.errors import UserError
+from tutor.flags import env_values
 from tutor.prompts import TUTOR_SYSTEM_PROMPT
 
 POLICIES = ("keep", "replace", "prepend")
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+ENGINES = ("auto", "vllm", "transformers")
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")  # owner/name
 
 
 class SettingsError(UserError, ValueError):
     """A setting has a bad value; the message names the environment variable."""
+
+    exit_code = 1
+
+
+class EngineError(UserError, RuntimeError):
+    """The engine could not be started or died; the message ends with its last log lines."""
 
     exit_code = 1
 
@@ -65,12 +78,7 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         """Read every field from `env` (default os.environ); keyword overrides win."""
         env = with_aliases(os.environ if env is None else env)  # worker-vllm's names too
-        values: dict[str, Any] = {}
-        for field in dataclasses.fields(cls):
-            name = field.name.upper()
-            if field.name in overrides or name not in env or env[name] == "":
-                continue
-            values[field.name] = _parse(field.name, env[name], field.default)
+        values = env_values(cls, env, SettingsError, skip=overrides)
         values.update(overrides)
         if values.get("model_dir") is None and env.get("MODEL"):
             values["model_dir"] = env["MODEL"]  # the engine's model: tutor.json may sit in it
@@ -106,27 +114,78 @@ class Settings:
         return self.log_level.upper() == "DEBUG"
 
 
-def _parse(name: str, raw: str, default: Any) -> Any:
-    """Convert one environment string to the type of the field's default."""
-    if name == "api_keys":
-        return tuple(k.strip() for k in raw.split(",") if k.strip())
-    try:
-        if isinstance(default, bool):
-            return raw.strip().lower() in ("1", "true", "yes", "on")
-        if isinstance(default, int):
-            return int(raw)
-        if isinstance(default, float):
-            return float(raw)
-    except ValueError:
-        raise SettingsError(f"{name.upper()}: expected a number, got {raw!r}") from None
-    return raw
+@dataclass(frozen=True)
+class EngineSpec:
+    """What to serve and how; every field is also an environment variable (upper-case name)."""
+
+    model: str  # MODEL: merged model dir or hub id (the base model when LORA_ADAPTER is set)
+    engine: str = "auto"  # ENGINE: auto | vllm | transformers
+    served_model_name: str = "socratic-tutor"
+    engine_host: str = "127.0.0.1"
+    engine_port: int = 8001
+    max_model_len: int | None = None  # tokens
+    gpu_memory_utilization: float | None = None  # fraction of GPU memory for vLLM, 0..1
+    tensor_parallel_size: int | None = None
+    dtype: str | None = None  # auto | bfloat16 | float16 | float32
+    quantization: str | None = None  # e.g. awq, gptq, bitsandbytes, fp8 (vLLM names)
+    lora_adapter: str | None = None  # LoRA adapter dir served on top of MODEL (vLLM only)
+    max_lora_rank: int | None = None  # default: the adapter's `r`; rounded up to vLLM's ranks
+    vllm_extra_args: str = ""  # appended last, shell-split
+    device: str = "auto"  # transformers engine: auto | cpu | cuda:0
+    engine_start_timeout_s: float = 900.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> EngineSpec:
+        """Read every field from `env` (default os.environ); keyword overrides (not None) win."""
+        env = with_aliases(os.environ if env is None else env)  # MODEL_NAME -> MODEL, ...
+        values = env_values(cls, env, EngineError, skip=overrides)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        if not values.get("model"):
+            raise EngineError("MODEL: no model given (a model directory or a hub id)")
+        for name in ("model", "lora_adapter"):
+            values[name] = local_dir(name.upper(), values.get(name))
+        if values.get("engine", "auto") not in ENGINES:
+            raise EngineError(f"ENGINE: {values['engine']!r} is not one of {ENGINES}")
+        return cls(**values)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.engine_host}:{self.engine_port}"
+
+    @property
+    def health_url(self) -> str:
+        return self.url + "/health"
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """`socratic serve`'s own settings (server/launch.py's restart loop)."""
+
+    engine_max_restarts: int = 2  # restarts of a dead engine before exiting 1
+
+
+def local_dir(name: str, value: str | None) -> str | None:
+    """`value` with ~ expanded when it reads as a local path (absolute, ./, ../, ~, or more parts
+    than a hub id's owner/name); EngineError naming `name` when that directory is missing."""
+    if not value or not (
+        value.startswith(("/", "./", "../", "~"))
+        or (os.sep in value and not HUB_ID.fullmatch(value))
+    ):
+        return value
+    path = Path(value).expanduser()
+    if not path.is_dir():
+        raise EngineError(f"{name}: no such directory: {value}")
+    return str(path)
 
 
 def env_number(env: Mapping[str, str], name: str, default: int | float, minimum: float = 0) -> Any:
     """The number in env[name] (the type of `default`; unset or empty = `default`), at least
     `minimum`; SettingsError naming the variable otherwise."""
     raw = env.get(name, "")
-    value = default if raw == "" else _parse(name, raw, default)
+    try:
+        value = default if raw == "" else type(default)(raw)
+    except ValueError:
+        raise SettingsError(f"{name}: expected a number, got {raw!r}") from None
     if not math.isfinite(value) or value < minimum:
         raise SettingsError(f"{name}: must be a number >= {minimum:g}, got {raw!r}")
     return value

@@ -21,9 +21,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from server.cli import SERVE_FLAGS
 from server.engine import EngineSpec
-from server.settings import Settings
+from server.settings import ServeOptions, Settings
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -246,7 +245,7 @@ def env_names_used() -> set[str]:
     names |= set(re.findall(r"\$\{([A-Z][A-Z_]+):-", launch))
     compose = (REPO / "docker-compose.yml").read_text()
     names |= set(re.findall(r"\$\{([A-Z_]+)", compose))
-    names |= {flag[3] for flag in SERVE_FLAGS}
+    names |= {f.name.upper() for f in dataclasses.fields(ServeOptions)}  # serve's own
     names |= {f.name.upper() for f in dataclasses.fields(Settings)}
     names |= {f.name.upper() for f in dataclasses.fields(EngineSpec)}
     for source in ("server/cli.py", "handler.py"):  # socratic chat's and the worker's own
