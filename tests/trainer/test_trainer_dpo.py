@@ -193,3 +193,18 @@ def test_resume_gives_the_same_adapter_and_export_records_both_stages(tmp_path, 
     ).eval()
     with torch.no_grad():
         assert torch.allclose(merged(ids).logits, unmerged(ids).logits, atol=1e-4)
+
+
+def test_kinds_keeps_only_those_pairs_and_an_unknown_kind_is_a_config_error():
+    from trainer.dpo_data import select_pairs
+
+    pairs = [{"id": i, "kind": k} for i, k in
+             enumerate(["wrong_claim", "right_claim", "answer_demand", "wrong_claim", None])]  # fmt: skip
+    kept = select_pairs(pairs, None, 0, ["wrong_claim", "answer_demand"])
+    assert [p["id"] for p in kept] == [0, 2, 3]
+    assert select_pairs(pairs, 2, 0, ["wrong_claim", "answer_demand"]) == [
+        p for p in kept if p in select_pairs(kept, 2, 0)
+    ]
+    assert len(select_pairs(pairs, None, 0)) == 5  # null = every pair, with or without a kind
+    with pytest.raises(ConfigError, match="dpo.kinds"):
+        load_config(PRESET, ["train.stage=dpo", "dpo.kinds=[wrong]"], env={})

@@ -30,7 +30,7 @@ LIMIT = 96
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]
 
 
-def greedy_replies(model_dir, system_prompt: str) -> list[tuple[str, bool]]:
+def greedy_replies(model_dir, system_prompt: str, prompts=UNSEEN) -> list[tuple[str, bool]]:
     """(reply, stopped at <|im_end|>) per prompt, in one left-padded greedy batch."""
     tok = AutoTokenizer.from_pretrained(model_dir, padding_side="left")
     if tok.pad_token_id is None or tok.pad_token_id == tok.eos_token_id:
@@ -43,7 +43,7 @@ def greedy_replies(model_dir, system_prompt: str) -> list[tuple[str, bool]]:
             tokenize=False,
             add_generation_prompt=True,
         )
-        for p in UNSEEN
+        for p in prompts
     ]
     inputs = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
     with torch.no_grad():
