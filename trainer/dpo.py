@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from trainer.backends import choose_backend
-from trainer.checkpoints import check_resume, resolve_resume
+from trainer.checkpoints import check_resume
 from trainer.config import Config, ConfigError, TrainError, load_config, resolve_path
 from trainer.dpo_common import load_adapter_weights, write_summary
 from trainer.dpo_data import (
@@ -34,7 +34,14 @@ from trainer.dpo_data import (
     select_pairs,
     sequence_logps,
 )
-from trainer.train import check_special_tokens, finished, make_trainer, record_base
+from trainer.train import (
+    check_special_tokens,
+    export,
+    make_trainer,
+    record_base,
+    run_trainer,
+    start_run,
+)
 
 REFERENCE_FILE = "reference_logps.json"
 
@@ -82,17 +89,8 @@ def train_dpo(cfg: Config) -> Path:
     sft_adapter, sft_cfg, sft_summary = resolve_sft(cfg)
     cfg = stage_config(cfg, sft_cfg)
     config_yaml = cfg.to_yaml()
-    from trainer.train import export
-
-    if cfg.train.resume == "auto" and finished(run_dir, config_yaml):
-        print(f"{run_dir}: already trained with this config (train_summary.json); nothing to do")
-        if cfg.export.after_train and main:
-            export(cfg, run_dir, backend)
+    if start_run(cfg, run_dir, config_yaml, backend, main):
         return run_dir
-    if main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        print(f"# resolved config (saved to {run_dir / 'config.yaml'})\n{config_yaml}")
-        (run_dir / "config.yaml").write_text(config_yaml, encoding="utf-8")
     print(f"backend: {backend} ({why}); start and reference: the SFT adapter {sft_adapter}")
     if backend == "unsloth":
         from trainer.dpo_unsloth import train_dpo_unsloth
@@ -123,20 +121,11 @@ def train_dpo(cfg: Config) -> Path:
         trainer_cls=PreferenceTrainer, collator=PairCollator(tokenizer.pad_token_id),
     )  # fmt: skip
     trainer.setup_preference(cfg, chunk)
-    resume = resolve_resume(run_dir, cfg.train.resume)
-    print(f"resume: {resume or 'fresh start'}")
-    started = time.time()
-    stop.install()
-    try:
-        trainer.train(resume_from_checkpoint=str(resume) if resume else None)
-    finally:
-        stop.restore()
-    if stop.signal is not None:
-        print(f"stopped at step {trainer.state.global_step}; rerun the same command to resume")
+    seconds = run_trainer(trainer, stop, run_dir, cfg.train.resume)
+    if seconds is None:
         return run_dir
     if main:
-        finish_dpo(cfg, trainer, tokenizer, data, run_dir, backend, sft_summary,
-                   time.time() - started)  # fmt: skip
+        finish_dpo(cfg, trainer, tokenizer, data, run_dir, backend, sft_summary, seconds)
     if cfg.export.after_train and main:
         export(cfg, run_dir, backend)
     return run_dir

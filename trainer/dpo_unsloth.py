@@ -16,7 +16,6 @@ and the export in a child process are the SFT stage's.
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 from typing import Any
 
@@ -102,10 +101,9 @@ def train_dpo_unsloth(cfg: Config, run_dir: Path, sft_adapter: Path, sft_summary
     from trl import DPOTrainer
 
     from trainer.callbacks import CheckpointMarker, MetricsLogger, StopOnSignal
-    from trainer.checkpoints import resolve_resume
     from trainer.dpo_common import load_adapter_weights, write_summary
     from trainer.dpo_data import PairStats, read_pairs, select_pairs
-    from trainer.train import check_special_tokens, export, record_base
+    from trainer.train import check_special_tokens, export, record_base, run_trainer
     from tutor.prompts import TUTOR_SYSTEM_PROMPT
 
     load_adapter_weights(model, sft_adapter)
@@ -127,16 +125,8 @@ def train_dpo_unsloth(cfg: Config, run_dir: Path, sft_adapter: Path, sft_summary
         callbacks=[CheckpointMarker(run_dir, config_yaml), stop],
     )
     trainer.callback_handler.callbacks.insert(0, MetricsLogger(run_dir, True))
-    resume = resolve_resume(run_dir, cfg.train.resume)
-    print(f"resume: {resume or 'fresh start'}")
-    started = time.time()
-    stop.install()
-    try:
-        trainer.train(resume_from_checkpoint=str(resume) if resume else None)
-    finally:
-        stop.restore()
-    if stop.signal is not None:
-        print(f"stopped at step {trainer.state.global_step}; rerun the same command to resume")
+    seconds = run_trainer(trainer, stop, run_dir, cfg.train.resume)
+    if seconds is None:
         return run_dir
     from trainer.callbacks import peak_memory_gb
 
@@ -148,7 +138,7 @@ def train_dpo_unsloth(cfg: Config, run_dir: Path, sft_adapter: Path, sft_summary
     data = {"train": train_ds, "eval": eval_ds or [], "stats": PairStats(pairs=len(train_ds)),
             "system_prompt": system, "files": [str(f) for f in cfg.data.train_files]}  # fmt: skip
     write_summary(cfg, trainer.state, data, run_dir, "unsloth", sft_summary,
-                  time.time() - started, peak_memory_gb())  # fmt: skip
+                  seconds, peak_memory_gb())  # fmt: skip
     if cfg.export.after_train:
         export(cfg, run_dir, "unsloth")
     return run_dir

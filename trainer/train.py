@@ -46,15 +46,8 @@ def train(cfg: Config) -> Path:
     if main and (warning := sample_only_warning(cfg)):
         print(warning)
     config_yaml = cfg.to_yaml()
-    if cfg.train.resume == "auto" and finished(run_dir, config_yaml):
-        print(f"{run_dir}: already trained with this config (train_summary.json); nothing to do")
-        if cfg.export.after_train and main:
-            export(cfg, run_dir, backend)
+    if start_run(cfg, run_dir, config_yaml, backend, main):
         return run_dir
-    if main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        print(f"# resolved config (saved to {run_dir / 'config.yaml'})\n{config_yaml}")
-        (run_dir / "config.yaml").write_text(config_yaml, encoding="utf-8")
     print(f"backend: {backend} ({why})")
 
     if backend == "unsloth":  # must import unsloth before transformers
@@ -73,7 +66,35 @@ def train(cfg: Config) -> Path:
     print(f"data: {data['stats'].line()}; eval {len(data['eval'])} sequences")
 
     trainer, stop = make_trainer(cfg, model, tokenizer, data, run_dir, config_yaml, SEQ_LENGTHS_KEY)
-    resume = resolve_resume(run_dir, cfg.train.resume)
+    seconds = run_trainer(trainer, stop, run_dir, cfg.train.resume)
+    if seconds is None:
+        return run_dir
+    if main:
+        finish(cfg, trainer, tokenizer, data, run_dir, backend, seconds)
+    if cfg.export.after_train and main:
+        export(cfg, run_dir, backend)
+    return run_dir
+
+
+def start_run(cfg: Config, run_dir: Path, config_yaml: str, backend: str, main: bool) -> bool:
+    """True when `run_dir` already finished with this config (exported again when asked): there
+    is nothing to train. Else the run dir is made and the resolved config saved and printed."""
+    if cfg.train.resume == "auto" and finished(run_dir, config_yaml):
+        print(f"{run_dir}: already trained with this config (train_summary.json); nothing to do")
+        if cfg.export.after_train and main:
+            export(cfg, run_dir, backend)
+        return True
+    if main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        print(f"# resolved config (saved to {run_dir / 'config.yaml'})\n{config_yaml}")
+        (run_dir / "config.yaml").write_text(config_yaml, encoding="utf-8")
+    return False
+
+
+def run_trainer(trainer: Any, stop: Any, run_dir: Path, resume_mode: str) -> float | None:
+    """Train (resumed per `train.resume`) with the SIGTERM handler installed; the seconds it
+    took, or None when a signal stopped it (the checkpoint is kept for the rerun)."""
+    resume = resolve_resume(run_dir, resume_mode)
     print(f"resume: {resume or 'fresh start'}")
     started = time.time()
     stop.install()
@@ -83,12 +104,8 @@ def train(cfg: Config) -> Path:
         stop.restore()
     if stop.signal is not None:
         print(f"stopped at step {trainer.state.global_step}; rerun the same command to resume")
-        return run_dir
-    if main:
-        finish(cfg, trainer, tokenizer, data, run_dir, backend, time.time() - started)
-    if cfg.export.after_train and main:
-        export(cfg, run_dir, backend)
-    return run_dir
+        return None
+    return time.time() - started
 
 
 def export(cfg: Config, run_dir: Path, backend: str) -> Path:
