@@ -15,7 +15,6 @@ and the export in a child process are the SFT stage's.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -24,48 +23,21 @@ from trainer.config import Config, resolve_path
 
 def dpo_args(cfg: Config, run_dir: Path, cuda: bool) -> Any:
     """TRL's `DPOConfig` from the project's config (same meaning as the SFT stage's arguments)."""
-    import torch
     from trl import DPOConfig
 
-    from trainer.backends import torch_dtype
+    from trainer.train import training_arguments
 
-    t, d = cfg.train, cfg.dpo
-    dtype = torch_dtype(cfg.model.compute_dtype, cuda)
+    d = cfg.dpo
     losses, weights = [d.loss], [1.0]
     if d.sft_weight:
         losses, weights = [d.loss, "sft"], [1.0, d.sft_weight]
-    wandb = bool(os.environ.get("WANDB_API_KEY"))
     return DPOConfig(
-        output_dir=str(run_dir),
-        num_train_epochs=t.epochs,
-        max_steps=t.max_steps,
-        learning_rate=t.learning_rate,
-        per_device_train_batch_size=t.per_device_batch_size,
-        per_device_eval_batch_size=t.per_device_batch_size,
-        gradient_accumulation_steps=t.grad_accum,
-        lr_scheduler_type=t.lr_scheduler,
-        warmup_steps=t.warmup_ratio,
-        weight_decay=t.weight_decay,
-        max_grad_norm=t.max_grad_norm,
-        optim=t.optim,
-        bf16=cuda and dtype == torch.bfloat16,
-        fp16=cuda and dtype == torch.float16,
-        logging_steps=t.logging_steps,
-        eval_strategy=("epoch" if t.eval_steps < 0 else "steps") if t.eval_steps != 0 else "no",
-        eval_steps=t.eval_steps if t.eval_steps > 0 else None,
-        save_strategy="steps",
-        save_steps=t.save_steps,
-        save_total_limit=t.save_total_limit,
-        seed=t.seed,
-        report_to=["wandb"] if wandb else "none",
-        run_name=cfg.wandb.run_name or run_dir.name,
-        include_num_input_tokens_seen="non_padding",
+        **training_arguments(cfg, run_dir, cuda, has_eval=cfg.train.eval_steps != 0),
         beta=d.beta,
         loss_type=losses,
         loss_weights=weights,
         max_length=cfg.data.max_seq_len,
         precompute_ref_log_probs=True,
-        use_cpu=not cuda,
     )
 
 

@@ -249,29 +249,13 @@ def build_datasets(cfg: Config, tokenizer: Any) -> dict[str, Any]:
     }
 
 
-def make_trainer(
-    cfg, model, tokenizer, data, run_dir, config_yaml, seq_lengths_key, trainer_cls=None,
-    collator=None, **trainer_kwargs,
-):  # fmt: skip
-    """A `transformers.Trainer` (or `trainer_cls`, e.g. the DPO stage's) on pre-tokenised
-    examples, with our callbacks attached."""
+def training_arguments(cfg: Config, run_dir: Path, cuda: bool, has_eval: bool) -> dict[str, Any]:
+    """The `TrainingArguments` both stages share (TRL's DPOConfig takes them too), from `train`."""
     import torch
-    from transformers import Trainer, TrainingArguments
-
-    from trainer.callbacks import CheckpointMarker, MetricsLogger, StopOnSignal
 
     t = cfg.train
-    cuda = torch.cuda.is_available()
     dtype = torch_dtype(cfg.model.compute_dtype, cuda)
-    has_eval = bool(data["eval"]) and t.eval_steps != 0
-    wandb = bool(os.environ.get("WANDB_API_KEY"))
-    if wandb and importlib.util.find_spec("wandb") is None:
-        raise TrainError("WANDB_API_KEY is set but wandb is not installed (pip install wandb)")
-    if wandb:
-        os.environ.setdefault("WANDB_PROJECT", cfg.wandb.project)
-        if cfg.wandb.entity:
-            os.environ.setdefault("WANDB_ENTITY", cfg.wandb.entity)
-    args = TrainingArguments(
+    return dict(
         output_dir=str(run_dir),
         num_train_epochs=t.epochs,
         max_steps=t.max_steps,
@@ -293,14 +277,39 @@ def make_trainer(
         save_steps=t.save_steps,
         save_total_limit=t.save_total_limit,
         seed=t.seed,
-        report_to=["wandb"] if wandb else "none",
+        report_to=["wandb"] if os.environ.get("WANDB_API_KEY") else "none",
         run_name=cfg.wandb.run_name or run_dir.name,
         include_num_input_tokens_seen="non_padding",
+        use_cpu=not cuda,
+    )
+
+
+def make_trainer(
+    cfg, model, tokenizer, data, run_dir, config_yaml, seq_lengths_key, trainer_cls=None,
+    collator=None, **trainer_kwargs,
+):  # fmt: skip
+    """A `transformers.Trainer` (or `trainer_cls`, e.g. the DPO stage's) on pre-tokenised
+    examples, with our callbacks attached."""
+    import torch
+    from transformers import Trainer, TrainingArguments
+
+    from trainer.callbacks import CheckpointMarker, MetricsLogger, StopOnSignal
+
+    cuda = torch.cuda.is_available()
+    has_eval = bool(data["eval"]) and cfg.train.eval_steps != 0
+    wandb = bool(os.environ.get("WANDB_API_KEY"))
+    if wandb and importlib.util.find_spec("wandb") is None:
+        raise TrainError("WANDB_API_KEY is set but wandb is not installed (pip install wandb)")
+    if wandb:
+        os.environ.setdefault("WANDB_PROJECT", cfg.wandb.project)
+        if cfg.wandb.entity:
+            os.environ.setdefault("WANDB_ENTITY", cfg.wandb.entity)
+    args = TrainingArguments(
+        **training_arguments(cfg, run_dir, cuda, has_eval),
         prediction_loss_only=True,  # eval needs the loss only; never keep eval logits
         remove_unused_columns=False,
         dataloader_num_workers=0,
         ddp_find_unused_parameters=False,
-        use_cpu=not cuda,
     )
     stop = StopOnSignal()
     trainer = (trainer_cls or Trainer)(
