@@ -14,6 +14,16 @@ from typing import Any
 from tutor.proc import ThreadedUvicorn
 
 
+def http_scope(method: str, path: str) -> dict[str, Any]:
+    """The ASGI scope of a JSON request from a local client, for calling an app directly."""
+    return {
+        "type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"}, "http_version": "1.1",
+        "method": method, "path": path, "raw_path": path.encode(), "query_string": b"",
+        "root_path": "", "scheme": "http", "headers": [(b"content-type", b"application/json")],
+        "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8000),
+    }  # fmt: skip
+
+
 async def read_body(receive: Any) -> bytes:
     """The whole request body (ASGI delivers it in parts)."""
     body, more = b"", True

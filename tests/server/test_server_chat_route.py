@@ -12,15 +12,7 @@ from server import gateway
 from server.gateway import create_app
 from server.settings import Settings
 from server.upstream import new_session
-
-
-def _scope(method: str, path: str) -> dict:
-    return {
-        "type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"}, "http_version": "1.1",
-        "method": method, "path": path, "raw_path": path.encode(), "query_string": b"",
-        "root_path": "", "scheme": "http", "headers": [(b"content-type", b"application/json")],
-        "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8000),
-    }  # fmt: skip
+from testkit.asgi import http_scope
 
 
 def _call(app, method: str, path: str, body: dict | None = None) -> tuple[int, bytes]:
@@ -39,7 +31,7 @@ def _call(app, method: str, path: str, body: dict | None = None) -> tuple[int, b
 
         async with new_session() as client:
             app.state.client = client
-            await app(_scope(method, path), receive, send)
+            await app(http_scope(method, path), receive, send)
         return sent
 
     sent = asyncio.run(scenario())

@@ -12,15 +12,7 @@ import json
 from server.gateway import create_app
 from server.settings import Settings
 from server.upstream import new_session
-
-
-def _scope(method: str, path: str) -> dict:
-    return {
-        "type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"}, "http_version": "1.1",
-        "method": method, "path": path, "raw_path": path.encode(), "query_string": b"",
-        "root_path": "", "scheme": "http", "headers": [(b"content-type", b"application/json")],
-        "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8000),
-    }  # fmt: skip
+from testkit.asgi import http_scope
 
 
 async def _call(
@@ -40,7 +32,7 @@ async def _call(
         sent.append(message)
         await asyncio.sleep(0)  # a real server's send can suspend: cancellation lands here
 
-    await app(_scope(method, path), receive, send)
+    await app(http_scope(method, path), receive, send)
     return sent
 
 
