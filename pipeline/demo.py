@@ -40,8 +40,8 @@ CLAIM_NOTES = {
     "confirms_right": "share of replies that accept a right student claim",
 }
 DPO_PRESET = "smollm2-135m-dpo-cpu.yaml"
-# The demo's DPO stage: pairs (drawn across subjects, one epoch of 8 per step) that keep `make
-# demo` within 10 minutes on 2 cores; the full preset (docs/training.md) uses all of them.
+# The demo's DPO stage: 104 of the preset's pairs (drawn across subjects, one epoch of 8 per
+# step; about 4.5 minutes on 2 cores); the full preset (docs/training.md) uses all of them.
 DPO_PAIRS = 104
 
 
