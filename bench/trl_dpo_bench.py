@@ -91,6 +91,7 @@ def child(args: argparse.Namespace) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     out = Path(args.out).with_suffix("")
+    out.mkdir(parents=True, exist_ok=True)  # the reference pass writes into it before training
     overrides = [f"train.output_dir={out}", f"data.max_seq_len={args.seq_len}",
                  f"train.per_device_batch_size={args.batch}", "train.grad_accum=1",
                  f"train.max_steps={args.steps}", "train.eval_steps=0", "train.save_steps=100000",
