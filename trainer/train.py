@@ -250,11 +250,19 @@ def build_datasets(cfg: Config, tokenizer: Any) -> dict[str, Any]:
 
 
 def training_arguments(cfg: Config, run_dir: Path, cuda: bool, has_eval: bool) -> dict[str, Any]:
-    """The `TrainingArguments` both stages share (TRL's DPOConfig takes them too), from `train`."""
+    """The `TrainingArguments` both stages share (TRL's DPOConfig takes them too), from `train`;
+    with WANDB_API_KEY set, W&B is checked and its project and entity set from `wandb`."""
     import torch
 
     t = cfg.train
     dtype = torch_dtype(cfg.model.compute_dtype, cuda)
+    wandb = bool(os.environ.get("WANDB_API_KEY"))
+    if wandb and importlib.util.find_spec("wandb") is None:
+        raise TrainError("WANDB_API_KEY is set but wandb is not installed (pip install wandb)")
+    if wandb:
+        os.environ.setdefault("WANDB_PROJECT", cfg.wandb.project)
+        if cfg.wandb.entity:
+            os.environ.setdefault("WANDB_ENTITY", cfg.wandb.entity)
     return dict(
         output_dir=str(run_dir),
         num_train_epochs=t.epochs,
@@ -277,7 +285,7 @@ def training_arguments(cfg: Config, run_dir: Path, cuda: bool, has_eval: bool) -
         save_steps=t.save_steps,
         save_total_limit=t.save_total_limit,
         seed=t.seed,
-        report_to=["wandb"] if os.environ.get("WANDB_API_KEY") else "none",
+        report_to=["wandb"] if wandb else "none",
         run_name=cfg.wandb.run_name or run_dir.name,
         include_num_input_tokens_seen="non_padding",
         use_cpu=not cuda,
@@ -297,13 +305,6 @@ def make_trainer(
 
     cuda = torch.cuda.is_available()
     has_eval = bool(data["eval"]) and cfg.train.eval_steps != 0
-    wandb = bool(os.environ.get("WANDB_API_KEY"))
-    if wandb and importlib.util.find_spec("wandb") is None:
-        raise TrainError("WANDB_API_KEY is set but wandb is not installed (pip install wandb)")
-    if wandb:
-        os.environ.setdefault("WANDB_PROJECT", cfg.wandb.project)
-        if cfg.wandb.entity:
-            os.environ.setdefault("WANDB_ENTITY", cfg.wandb.entity)
     args = TrainingArguments(
         **training_arguments(cfg, run_dir, cuda, has_eval),
         prediction_loss_only=True,  # eval needs the loss only; never keep eval logits
