@@ -3,9 +3,9 @@
 The calls go through the project's one retrying client (`tutor.openai_client.Endpoint`): backoff
 on 429, 5xx, timeouts, connection errors and replies without content; a bad key, model or URL
 fails at once. Every model call of the evaluation (tutor, judge, simulated student) goes through
-`Chat.complete`, so a rerun, a new metric or a new report never regenerates a response it already has. The cache
-key is the endpoint URL, the model name, the messages and the sampling settings: serve changed
-weights under a new model name, or use a fresh cache directory.
+`Chat.complete`, so a rerun, a new metric or a new report never regenerates a response it already
+has. The cache key is the endpoint URL, the model name, the messages and the sampling settings:
+serve changed weights under a new model name, or use a fresh cache directory.
 """
 
 from __future__ import annotations
