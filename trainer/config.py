@@ -26,6 +26,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tutor.errors import UserError
+from tutor.pairs import Kind
 
 ENV_PREFIX = "SOCRATIC_"
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -128,7 +129,7 @@ class DpoConfig(_Section):
     max_pairs: int | None = Field(
         None, ge=1, description="use N pairs drawn with train.seed; null = all"
     )
-    kinds: list[Literal["wrong_claim", "right_claim", "answer_demand"]] | None = Field(
+    kinds: list[Kind] | None = Field(
         None,
         description="train only on pairs of these kinds (tutor.pairs.KINDS); null = all kinds",
     )

@@ -23,7 +23,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 from tutor.data import RowCounts, iter_valid
 from tutor.errors import UserError
@@ -39,7 +39,8 @@ from tutor.schema import (
 )
 
 PAIR_KEYS = ("prompt", "chosen", "rejected")
-KINDS = ("wrong_claim", "right_claim", "answer_demand")
+Kind = Literal["wrong_claim", "right_claim", "answer_demand"]
+KINDS: tuple[str, ...] = get_args(Kind)
 _STR_KEYS = ("id", "subject")
 
 
